@@ -1,0 +1,249 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Every target: Swift 6 language mode (strict concurrency) plus these upcoming features.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Herald",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "herald", targets: ["HeraldCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
+    ],
+    targets: [
+        // MARK: C shims (fixed-argument wrappers over variadic C APIs)
+        .target(
+            name: "CRabbitMQShim",
+            linkerSettings: [.linkedLibrary("rabbitmq")]
+        ),
+        .target(
+            name: "CCurlShim",
+            linkerSettings: [.linkedLibrary("curl")]
+        ),
+
+        // MARK: Libraries, one job each
+        .target(
+            name: "HeraldCore",
+            dependencies: [],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldBroker",
+            dependencies: [
+                "CRabbitMQShim",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldHTTPRuntime",
+            dependencies: [
+                "CCurlShim",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldStore",
+            dependencies: [
+                "HeraldCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldTemplating",
+            dependencies: ["HeraldCore", .product(name: "Mustache", package: "swift-mustache")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldFilter",
+            dependencies: ["HeraldCore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldConfig",
+            dependencies: [
+                "HeraldCore",
+                "HeraldFilter",
+                "HeraldTemplating",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldProviders",
+            dependencies: [
+                "HeraldCore",
+                "HeraldTemplating",
+                "HeraldHTTPRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldMessaging",
+            dependencies: ["HeraldCore", "HeraldBroker"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldGateway",
+            dependencies: [
+                "HeraldCore",
+                "HeraldStore",
+                "HeraldBroker",
+                "HeraldMessaging",
+                "HeraldConfig",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "HeraldWorker",
+            dependencies: [
+                "HeraldCore",
+                "HeraldStore",
+                "HeraldBroker",
+                "HeraldMessaging",
+                "HeraldHTTPRuntime",
+                "HeraldConfig",
+                "HeraldProviders",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "HeraldCLI",
+            dependencies: [
+                "HeraldCore",
+                "HeraldStore",
+                "HeraldGateway",
+                "HeraldWorker",
+                "HeraldConfig",
+                "HeraldTemplating",
+                "HeraldProviders",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(
+            name: "HeraldCoreTests",
+            dependencies: ["HeraldCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldFilterTests",
+            dependencies: ["HeraldFilter", "HeraldCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldConfigTests",
+            dependencies: ["HeraldConfig", "HeraldCore", "HeraldTemplating", "HeraldFilter"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldProvidersTests",
+            dependencies: [
+                "HeraldProviders",
+                "HeraldCore",
+                "HeraldTemplating",
+                "HeraldHTTPRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldStoreTests",
+            dependencies: [
+                "HeraldStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldWorkerTests",
+            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldBrokerTests",
+            dependencies: ["HeraldBroker"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldHTTPRuntimeTests",
+            dependencies: [
+                "HeraldHTTPRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                // In-process HTTP/SMTP servers on 127.0.0.1 for the real-socket tests.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldIntegrationTests",
+            dependencies: [
+                "HeraldCore",
+                "HeraldStore",
+                "HeraldBroker",
+                "HeraldHTTPRuntime",
+                "HeraldFilter",
+                "HeraldConfig",
+                "HeraldGateway",
+                "HeraldWorker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

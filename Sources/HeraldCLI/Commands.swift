@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import HeraldConfig
+import HeraldCore
+import HeraldProviders
+import HeraldGateway
+import HeraldStore
+import HeraldWorker
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import UnixSignals
+
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway", abstract: "Run the REST gateway and the outbox relay.")
+
+    func run() async throws {
+        let environment = HeraldEnvironment()
+        let (logger, metrics) = environment.bootstrap(role: "gateway")
+        var configuration = GatewayConfiguration(postgresURL: environment.postgresURL, amqpURL: environment.amqpURL)
+        configuration.host = environment.httpHost
+        configuration.port = environment.httpPort
+        configuration.metricsExposition = { metrics.exposition() }
+        let (loader, snapshot) = try environment.loadConfiguration()
+        let (application, _) = try buildGateway(
+            configuration: configuration, config: ConfigStore(snapshot), loader: loader, logger: logger)
+        logger.info("gateway starting", metadata: [
+            "listen": "\(configuration.host):\(configuration.port)", "config.version": "\(snapshot.version)",
+            "postgres": "\(PostgresClient.Configuration.redacted(environment.postgresURL))",
+        ])
+        try await application.runService()
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker", abstract: "Consume one channel's queue and deliver through its providers.")
+
+    @Option(help: "A channel to work on (repeatable).")
+    var channel: [String] = []
+
+    @Flag(help: "Work on every configured channel, and on channels a reload adds.")
+    var all = false
+
+    func validate() throws {
+        if channel.isEmpty == !all { throw ValidationError("give --channel NAME (one or more) or --all") }
+    }
+
+    func run() async throws {
+        let environment = HeraldEnvironment()
+        let (logger, _) = environment.bootstrap(role: "worker")
+        let (loader, snapshot) = try environment.loadConfiguration()
+        var configuration = WorkerConfiguration(postgresURL: environment.postgresURL, amqpURL: environment.amqpURL)
+        configuration.webhookSecret = environment.webhookSecret
+        configuration.allowPrivateTargets = environment.allowPrivateTargets
+        configuration.secrets = SecretResolver(secretsDirectory: environment.secretsDirectory)
+        let services = try buildWorker(
+            channels: all ? .all : .named(channel), config: ConfigStore(snapshot), loader: loader,
+            configuration: configuration, logger: logger)
+        logger.info("worker starting", metadata: [
+            "channels": "\(all ? "all" : channel.joined(separator: ","))", "config.version": "\(snapshot.version)",
+        ])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Apply database migrations.")
+
+    func run() async throws {
+        let environment = HeraldEnvironment()
+        let (logger, _) = environment.bootstrap(role: "migrate")
+        let client = PostgresClient(configuration: try .init(url: environment.postgresURL), backgroundLogger: logger)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await client.run() }
+            let applied = try await Migrations.migrate(client: client, logger: logger)
+            print(applied.isEmpty ? "schema is up to date" : "applied migrations \(applied.map(String.init).joined(separator: ", "))")
+            group.cancelAll()
+        }
+    }
+}
+
+struct ChannelsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "channels", abstract: "Print the configured channel names, one per line.")
+
+    func run() async throws {
+        let (_, snapshot) = try HeraldEnvironment().loadConfiguration()
+        snapshot.registry.names.forEach { print($0) }
+    }
+}

@@ -1,0 +1,406 @@
+import Crypto
+import Foundation
+import HeraldCore
+import HeraldFilter
+import HeraldTemplating
+import Yams
+
+/// Reads and validates a configuration directory. Nothing is used unless everything is valid.
+public struct ConfigLoader: Sendable {
+    public var directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    public static let channelsFolder = "channels.d"
+    public static let templatesFolder = "templates"
+    public static let routingFile = "routing.yaml"
+    public static let policiesFile = "retry-policies.yaml"
+
+    public func load() -> Result<ConfigSnapshot, ConfigErrors> {
+        let diagnostics = Diagnostics()
+        var hasher = SHA256()
+        let policiesDocument = readDocument(Self.policiesFile, optional: true, diagnostics: diagnostics, hasher: &hasher)
+        let policies = policiesDocument.map { parsePolicies($0) } ?? ["standard": .standard]
+
+        var channels: [ChannelDefinition] = []
+        var channelLocations: [String: String] = [:]
+        for file in yamlFiles(in: Self.channelsFolder, diagnostics: diagnostics) {
+            guard let document = readDocument(file, optional: false, diagnostics: diagnostics, hasher: &hasher),
+                let (channel, nameValue) = parseChannel(document, policies: policies)
+            else { continue }
+            if let first = channelLocations[channel.name] {
+                nameValue.error("channel '\(channel.name)' is already defined at \(first)")
+                continue
+            }
+            channelLocations[channel.name] = nameValue.location
+            channels.append(channel)
+        }
+        let registry = ChannelRegistry(channels)
+
+        var templates: [String: MessageTemplate] = [:]
+        var templateLocations: [String: String] = [:]
+        for file in yamlFiles(in: Self.templatesFolder, diagnostics: diagnostics) {
+            guard let document = readDocument(file, optional: false, diagnostics: diagnostics, hasher: &hasher),
+                let (template, idValue) = parseTemplate(document, hasher: &hasher)
+            else { continue }
+            if let first = templateLocations[template.id] {
+                idValue.error("template '\(template.id)' is already defined at \(first)")
+                continue
+            }
+            templateLocations[template.id] = idValue.location
+            templates[template.id] = template
+        }
+
+        let routingDocument = readDocument(Self.routingFile, optional: true, diagnostics: diagnostics, hasher: &hasher)
+        let rules = routingDocument.map { parseRules($0, registry: registry) } ?? []
+
+        guard diagnostics.errors.isEmpty else { return .failure(ConfigErrors(errors: diagnostics.errors)) }
+        let version = hasher.finalize().map { String(format: "%02x", $0) }.joined().prefix(12)
+        return .success(ConfigSnapshot(
+            version: String(version), registry: registry, templates: templates, rules: rules, policies: policies))
+    }
+
+    // MARK: Files
+
+    private func yamlFiles(in folder: String, diagnostics: Diagnostics) -> [String] {
+        let path = (directory as NSString).appendingPathComponent(folder)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return []
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
+            .map { "\(folder)/\($0)" }
+    }
+
+    /// Parses one file; nil (with the error recorded) when it is missing or not YAML.
+    private func readDocument(
+        _ file: String, optional: Bool, diagnostics: Diagnostics, hasher: inout SHA256
+    ) -> YAMLValue? {
+        let path = (directory as NSString).appendingPathComponent(file)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if !optional { diagnostics.error(file, line: 1, column: 1, "cannot read the file") }
+            return nil
+        }
+        hasher.update(data: Data(file.utf8))
+        hasher.update(data: data)
+        guard let text = String(data: data, encoding: .utf8) else {
+            diagnostics.error(file, line: 1, column: 1, "the file is not UTF-8 text")
+            return nil
+        }
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                diagnostics.error(file, line: 1, column: 1, "the file is empty")
+                return nil
+            }
+            return YAMLValue(node: node, file: file, diagnostics: diagnostics)
+        } catch let error as YamlError {
+            switch error {
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+                diagnostics.error(file, line: mark.line, column: mark.column, "YAML syntax error: \(problem)")
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                diagnostics.error(
+                    file, line: context.mark.line, column: context.mark.column,
+                    "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.map { "'\($0)'" }.joined(separator: ", "))")
+            default:
+                diagnostics.error(file, line: 1, column: 1, "YAML error: \(error)")
+            }
+            return nil
+        } catch {
+            diagnostics.error(file, line: 1, column: 1, "YAML error: \(error)")
+            return nil
+        }
+    }
+
+    // MARK: Retry policies
+
+    private func parsePolicies(_ document: YAMLValue) -> [String: RetryPolicy] {
+        var policies: [String: RetryPolicy] = ["standard": .standard]
+        guard let root = document.mapping("the retry policies file", allowed: ["policies"]),
+            let list = root.required("policies")?.mapping("policies", allowed: [])
+        else { return policies }
+        for (name, _, value) in list.entries {
+            let what = "policy '\(name)'"
+            guard let policy = value.mapping(what, allowed: [
+                "max_attempts", "initial_delay", "multiplier", "max_delay", "jitter", "retry_ambiguous",
+            ]) else { continue }
+            let maxAttempts = policy.required("max_attempts")?.int("max_attempts", in: 1...100)
+            let initialDelay = policy.required("initial_delay")?.duration("initial_delay")
+            let multiplier = policy["multiplier"].map { $0.double("multiplier", in: 1...100) } ?? 2
+            let maxDelay = policy["max_delay"].map { $0.duration("max_delay") } ?? .seconds(3600)
+            let jitter = policy["jitter"].map { $0.double("jitter", in: 0...1) } ?? 0
+            let retryAmbiguous = policy["retry_ambiguous"].map { $0.bool("retry_ambiguous") } ?? true
+            guard let maxAttempts, let initialDelay, let multiplier, let maxDelay, let jitter, let retryAmbiguous else {
+                continue
+            }
+            if maxDelay < initialDelay {
+                policy["max_delay"]?.error("max_delay must not be shorter than initial_delay")
+                continue
+            }
+            policies[name] = RetryPolicy(
+                name: name, maxAttempts: maxAttempts, initialDelay: initialDelay, multiplier: multiplier,
+                maxDelay: maxDelay, retryAmbiguous: retryAmbiguous, jitter: jitter)
+        }
+        return policies
+    }
+
+    // MARK: Channels
+
+    static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 63 else { return false }
+        func allowed(_ scalar: Unicode.Scalar) -> Bool { ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) }
+        return allowed(first) && name.unicodeScalars.allSatisfy { allowed($0) || $0 == "-" || $0 == "_" }
+    }
+
+    private func parseChannel(
+        _ document: YAMLValue, policies: [String: RetryPolicy]
+    ) -> (ChannelDefinition, YAMLValue)? {
+        guard let channel = document.mapping("a channel", allowed: [
+            "name", "category", "recipient", "recipient_format", "concurrency", "rate_limit", "retry", "timeout",
+            "providers",
+        ]) else { return nil }
+        let nameValue = channel.required("name")
+        var name = nameValue?.string("name")
+        if let text = name, !Self.isValidName(text) {
+            nameValue?.error("channel name '\(text)' must be lower-case letters, digits, '-' and '_' (at most 63)")
+            name = nil
+        }
+        let recipient = channel.required("recipient")?.string("recipient")
+        let format: RecipientField.Format? =
+            if let value = channel["recipient_format"] {
+                value.string("recipient_format").flatMap { text in
+                    RecipientField.Format(rawValue: text) ?? {
+                        value.error("recipient_format must be one of: any, email, phone, url")
+                        return nil
+                    }()
+                }
+            } else {
+                recipient.map(Self.defaultFormat)
+            }
+        let category: ChannelCategory? =
+            if let value = channel["category"] {
+                value.string("category").flatMap { text in
+                    ChannelCategory(rawValue: text) ?? {
+                        value.error("category must be one of: \(ChannelCategory.allCases.map(\.rawValue).joined(separator: ", "))")
+                        return nil
+                    }()
+                }
+            } else {
+                recipient.map(Self.defaultCategory)
+            }
+        let concurrency = channel["concurrency"].map { $0.int("concurrency", in: 1...4096) } ?? 16
+        let rateLimit: RateLimit?? = channel["rate_limit"].map { value in
+            guard let text = value.string("rate_limit"), let limit = Self.parseRate(text) else {
+                value.error("rate_limit must look like 30/s, 600/m or 5000/h")
+                return nil
+            }
+            return limit
+        }
+        let timeout = channel["timeout"].map { $0.duration("timeout") } ?? .seconds(15)
+        var retry: RetryPolicy? = policies["standard"]
+        if let value = channel["retry"], let policyName = value.string("retry") {
+            retry = policies[policyName]
+            if retry == nil {
+                value.error("unknown retry policy '\(policyName)'; defined: \(policies.keys.sorted().joined(separator: ", "))")
+            }
+        }
+        var providers: [ProviderSpec] = []
+        if let list = channel.required("providers")?.list("providers") {
+            if list.isEmpty { channel["providers"]?.error("providers must list at least one provider") }
+            var seen = Set<String>()
+            for item in list {
+                guard let provider = ProviderParser.parse(item) else { continue }
+                if !seen.insert(provider.name).inserted {
+                    item.error("provider '\(provider.name)' is listed twice")
+                    continue
+                }
+                providers.append(provider)
+            }
+        }
+        guard let name, let nameValue, let recipient, let format, let category, let concurrency, let rateLimit,
+            let timeout, let retry
+        else { return nil }
+        return (
+            ChannelDefinition(
+                name: name, category: category, recipient: RecipientField(name: recipient, format: format),
+                concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry, providers: providers),
+            nameValue
+        )
+    }
+
+    static func defaultFormat(for field: String) -> RecipientField.Format {
+        if field == "email" || field.hasSuffix("_email") { return .email }
+        if field == "phone" || field.hasSuffix("_phone") { return .phone }
+        if field.hasSuffix("_url") { return .url }
+        return .any
+    }
+
+    static func defaultCategory(for field: String) -> ChannelCategory {
+        switch defaultFormat(for: field) {
+        case .email: .email
+        case .phone: .sms
+        case .url: .webhook
+        case .any: field.contains("push") || field.contains("token") ? .push : .chat
+        }
+    }
+
+    static func parseRate(_ text: String) -> RateLimit? {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let count = Int(parts[0].trimmingCharacters(in: .whitespaces)), count > 0 else { return nil }
+        switch parts[1].trimmingCharacters(in: .whitespaces) {
+        case "s": return RateLimit(count: count, per: .seconds(1))
+        case "m": return RateLimit(count: count, per: .seconds(60))
+        case "h": return RateLimit(count: count, per: .seconds(3600))
+        default: return nil
+        }
+    }
+
+    // MARK: Templates
+
+    static let partsByCategory: [ChannelCategory: [String]] = [
+        .email: ["subject", "text", "html", "text_file", "html_file"],
+        .sms: ["text", "text_file"],
+        .push: ["title", "body", "image_url"],
+        .chat: ["text", "text_file"],
+        .webhook: ["subject", "text", "html", "text_file", "html_file"],
+    ]
+
+    private func parseTemplate(_ document: YAMLValue, hasher: inout SHA256) -> (MessageTemplate, YAMLValue)? {
+        guard let root = document.mapping("a template", allowed: ["id", "description", "default_locale", "locales"]) else {
+            return nil
+        }
+        let idValue = root.required("id")
+        let id = idValue?.string("id")
+        _ = root["description"]?.string("description")
+        let defaultLocale = root.required("default_locale")?.string("default_locale")
+        var locales: [String: [ChannelCategory: TemplateParts]] = [:]
+        if let localeMap = root.required("locales")?.mapping("locales", allowed: []) {
+            for (locale, _, value) in localeMap.entries {
+                guard let categories = value.mapping(
+                    "locale '\(locale)'", allowed: ChannelCategory.allCases.map(\.rawValue))
+                else { continue }
+                var variant: [ChannelCategory: TemplateParts] = [:]
+                for (categoryName, _, partsValue) in categories.entries {
+                    guard let category = ChannelCategory(rawValue: categoryName),
+                        let parts = partsValue.mapping(
+                            "the \(categoryName) part of locale '\(locale)'", allowed: Self.partsByCategory[category] ?? [])
+                    else { continue }
+                    variant[category] = parseParts(parts, hasher: &hasher)
+                }
+                locales[locale] = variant
+            }
+            if let defaultLocale, locales[defaultLocale] == nil, !localeMap.entries.isEmpty {
+                root["default_locale"]?.error("default_locale '\(defaultLocale)' is not one of the locales: \(localeMap.keys.joined(separator: ", "))")
+                return nil
+            }
+        }
+        guard let id, let idValue, let defaultLocale else { return nil }
+        return (MessageTemplate(id: id, defaultLocale: defaultLocale, locales: locales), idValue)
+    }
+
+    private func parseParts(_ parts: YAMLMapping, hasher: inout SHA256) -> TemplateParts {
+        func compile(_ key: String, _ escaping: Escaping) -> CompiledTemplate? {
+            if let value = parts[key], let text = value.template(key) {
+                // An image URL that is exactly one value is taken whole; parts of a URL are percent-encoded.
+                let escaping = escaping == .url && ProviderParser.isSingleValue(text.source) ? .text : escaping
+                return compileReporting(text, escaping: escaping, value: value)
+            }
+            let fileKey = key + "_file"
+            guard let value = parts[fileKey], let name = value.string(fileKey) else { return nil }
+            let relative = "\(Self.templatesFolder)/\(name)"
+            let path = (directory as NSString).appendingPathComponent(relative)
+            guard !name.contains(".."), let data = FileManager.default.contents(atPath: path),
+                let text = String(data: data, encoding: .utf8)
+            else {
+                value.error("cannot read template file '\(relative)'")
+                return nil
+            }
+            hasher.update(data: Data(relative.utf8))
+            hasher.update(data: data)
+            return compileReporting(TemplateText(text, location: "\(relative):1:1"), escaping: escaping, value: value)
+        }
+        return TemplateParts(
+            subject: compile("subject", .text), text: compile("text", .text), html: compile("html", .html),
+            title: compile("title", .text), body: compile("body", .text), imageURL: compile("image_url", .url))
+    }
+
+    // MARK: Routing rules
+
+    private func parseRules(_ document: YAMLValue, registry: ChannelRegistry) -> [RoutingRule] {
+        guard let root = document.mapping("the routing file", allowed: ["rules"]),
+            let list = root.required("rules")?.list("rules")
+        else { return [] }
+        var rules: [RoutingRule] = []
+        var names = Set<String>()
+        for (index, item) in list.enumerated() {
+            guard let rule = item.mapping("rule \(index + 1)", allowed: ["name", "match", "channels", "strategy"]) else {
+                continue
+            }
+            let nameValue = rule.required("name")
+            let name = nameValue?.string("name")
+            if let name, !names.insert(name).inserted { nameValue?.error("rule '\(name)' is defined twice") }
+            var filter: Filter?
+            if let match = rule.required("match") {
+                if case .mapping = match.node {
+                    do {
+                        filter = try Filter(match.json())
+                    } catch {
+                        match.error("invalid match filter: \(error)")
+                    }
+                } else {
+                    match.error("match must be a mapping (a filter document), not \(match.kindName)")
+                }
+            }
+            var channels: [String]?
+            if let value = rule.required("channels"), let items = value.list("channels") {
+                channels = []
+                if items.isEmpty { value.error("channels must name at least one channel") }
+                for item in items {
+                    guard let channel = item.string("a channel") else { continue }
+                    if registry[channel] == nil {
+                        item.error("unknown channel '\(channel)'; defined: \(registry.names.joined(separator: ", "))")
+                    } else {
+                        channels?.append(channel)
+                    }
+                }
+            }
+            var strategy = RoutingStrategy.all
+            if let value = rule["strategy"], let text = value.string("strategy") {
+                if let parsed = RoutingStrategy(rawValue: text) {
+                    strategy = parsed
+                } else {
+                    value.error("strategy must be 'all' or 'fallback', not '\(text)'")
+                }
+            }
+            if let name, let filter, let channels, let location = nameValue?.location {
+                rules.append(RoutingRule(name: name, filter: filter, channels: channels, strategy: strategy, location: location))
+            }
+        }
+        return rules
+    }
+}
+
+/// Compiles a template, recording a failure against the YAML value it came from, at the position in
+/// the file where the problem is (exact for one-line templates; block scalars by line).
+func compileReporting(_ text: TemplateText, escaping: Escaping, value: YAMLValue) -> CompiledTemplate? {
+    do {
+        return try CompiledTemplate(text, escaping: escaping)
+    } catch {
+        let parts = text.location.split(separator: ":")
+        guard parts.count >= 3, let line = Int(parts[parts.count - 2]), let column = Int(parts[parts.count - 1]) else {
+            value.error(error.message)
+            return nil
+        }
+        let file = parts.dropLast(2).joined(separator: ":")
+        if let position = error.position {
+            let absoluteLine = line + position.line - 1
+            let absoluteColumn = position.line == 1 ? column + position.column - 1 : position.column
+            value.diagnostics.error(file, line: absoluteLine, column: absoluteColumn, error.message)
+        } else {
+            value.diagnostics.error(file, line: line, column: column, error.message)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,285 @@
+import Foundation
+import HeraldCore
+import HeraldTemplating
+import Yams
+
+/// Reads one `providers:` entry, compiling every template in it so errors surface at load time.
+enum ProviderParser {
+    static func parse(_ item: YAMLValue) -> ProviderSpec? {
+        guard case .mapping = item.node else {
+            item.error("a provider must be a mapping, not \(item.kindName)")
+            return nil
+        }
+        // The kind decides which keys are allowed: read it first.
+        let kindText = item.mapping("a provider", allowed: [])?["kind"]
+        switch kindText?.string("kind") {
+        case "http"?: return parseHTTP(item)
+        case "smtp"?: return parseSMTP(item)
+        case let other?:
+            kindText?.error("provider kind must be 'http' or 'smtp', not '\(other)'")
+            return nil
+        case nil:
+            item.error("missing required key 'kind' in a provider (http or smtp)")
+            return nil
+        }
+    }
+
+    static let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+    static func parseHTTP(_ item: YAMLValue) -> ProviderSpec? {
+        guard let provider = item.mapping("an http provider", allowed: [
+            "name", "kind", "method", "url", "headers", "auth", "body", "response",
+        ]) else { return nil }
+        let name = provider.required("name")?.string("name")
+        var method: String? = "POST"
+        if let value = provider["method"], let text = value.string("method") {
+            method = text.uppercased()
+            if !methods.contains(text.uppercased()) {
+                value.error("method must be one of \(methods.joined(separator: ", "))")
+                method = nil
+            }
+        }
+        let url = provider.required("url").flatMap { value in
+            value.template("url").flatMap { text -> TemplateText? in
+                // A URL that is exactly one value (`{{to.webhook_url}}`) is taken whole; otherwise values are percent-encoded.
+                let escaping: Escaping = isSingleValue(text.source) ? .text : .url
+                guard compileReporting(text, escaping: escaping, value: value) != nil else { return nil }
+                let lowered = text.source.lowercased()
+                if !isSingleValue(text.source) && !lowered.hasPrefix("https://") && !lowered.hasPrefix("http://") {
+                    value.error("url must start with https:// or http://, or be exactly one value such as '{{to.webhook_url}}'")
+                    return nil
+                }
+                return text
+            }
+        }
+        var headers: [(name: String, value: TemplateText)] = []
+        if let map = provider["headers"]?.mapping("headers", allowed: []) {
+            for (headerName, keyNode, value) in map.entries {
+                if headerName.isEmpty || headerName.contains(where: { !$0.isASCII || $0 == ":" || $0.isWhitespace }) {
+                    map.node.child(keyNode).error("'\(headerName)' is not a valid header name")
+                    continue
+                }
+                if let text = value.template("header \(headerName)"), compileReporting(text, escaping: .header, value: value) != nil {
+                    headers.append((headerName, text))
+                }
+            }
+        }
+        let auth: HTTPProviderSpec.Auth?? = provider["auth"].map(parseAuth)
+        let body: HTTPProviderSpec.Body?? = provider["body"].map(parseBody)
+        let response = provider["response"].map(parseResponse) ?? HTTPProviderSpec.ResponseRules()
+        guard let name, let method, let url, let auth, let body, let response else { return nil }
+        return ProviderSpec(
+            name: name,
+            transport: .http(HTTPProviderSpec(method: method, url: url, headers: headers, body: body, auth: auth, response: response)))
+    }
+
+    static func isSingleValue(_ source: String) -> Bool {
+        let trimmed = source.trimmingCharacters(in: .whitespaces)
+        guard trimmed.hasPrefix("{{"), trimmed.hasSuffix("}}") else { return false }
+        let inner = trimmed.dropFirst(2).dropLast(2)
+        return !inner.contains("{") && !inner.contains("}") && !inner.isEmpty
+    }
+
+    static func template(_ mapping: YAMLMapping, _ key: String, escaping: Escaping = .text, required: Bool = true) -> TemplateText?? {
+        guard let value = required ? mapping.required(key) : mapping[key] else { return required ? .none : .some(nil) }
+        guard let text = value.template(key), compileReporting(text, escaping: escaping, value: value) != nil else { return .none }
+        return .some(text)
+    }
+
+    static func parseAuth(_ value: YAMLValue) -> HTTPProviderSpec.Auth? {
+        let typeValue = value.mapping("auth", allowed: [])?["type"]
+        let allowed: [String: [String]] = [
+            "basic": ["type", "username", "password"],
+            "bearer": ["type", "token"],
+            "hmac": ["type", "header", "secret", "algorithm", "encoding", "prefix", "signed"],
+            "standard_webhooks": ["type", "secret"],
+            "google_service_account": ["type", "credentials", "scope"],
+            "apns_jwt": ["type", "key_id", "team_id", "private_key"],
+        ]
+        guard let type = typeValue?.string("type") else {
+            if typeValue == nil, case .mapping = value.node {
+                value.error("missing required key 'type' in auth; one of: \(allowed.keys.sorted().joined(separator: ", "))")
+            }
+            return nil
+        }
+        guard let keys = allowed[type] else {
+            typeValue?.error("unknown auth type '\(type)'; one of: \(allowed.keys.sorted().joined(separator: ", "))")
+            return nil
+        }
+        guard let auth = value.mapping("auth (\(type))", allowed: keys) else { return nil }
+        switch type {
+        case "basic":
+            guard let username = template(auth, "username") ?? nil, let password = template(auth, "password") ?? nil else { return nil }
+            return .basic(username: username, password: password)
+        case "bearer":
+            guard let token = template(auth, "token") ?? nil else { return nil }
+            return .bearer(token: token)
+        case "standard_webhooks":
+            guard let secret = template(auth, "secret") ?? nil else { return nil }
+            return .standardWebhooks(secret: secret)
+        case "google_service_account":
+            guard let credentials = template(auth, "credentials") ?? nil else { return nil }
+            let scope = auth["scope"]?.string("scope") ?? "https://www.googleapis.com/auth/firebase.messaging"
+            return .googleServiceAccount(credentials: credentials, scope: scope)
+        case "apns_jwt":
+            guard let keyID = template(auth, "key_id") ?? nil, let teamID = template(auth, "team_id") ?? nil,
+                let privateKey = template(auth, "private_key") ?? nil
+            else { return nil }
+            return .apnsJWT(keyID: keyID, teamID: teamID, privateKey: privateKey)
+        default:  // hmac
+            let header = auth.required("header")?.string("header")
+            let secret = template(auth, "secret") ?? nil
+            var algorithm: HTTPProviderSpec.HMACAuth.Algorithm? = .sha256
+            if let value = auth["algorithm"], let text = value.string("algorithm") {
+                algorithm = .init(rawValue: text)
+                if algorithm == nil { value.error("algorithm must be sha1, sha256 or sha512") }
+            }
+            var encoding: HTTPProviderSpec.HMACAuth.Encoding? = .hex
+            if let value = auth["encoding"], let text = value.string("encoding") {
+                encoding = .init(rawValue: text)
+                if encoding == nil { value.error("encoding must be hex or base64") }
+            }
+            let prefix = auth["prefix"]?.string("prefix") ?? ""
+            let signed = template(auth, "signed", required: false)
+            guard let header, let secret, let algorithm, let encoding, let signed else { return nil }
+            return .hmac(.init(header: header, secret: secret, algorithm: algorithm, encoding: encoding, prefix: prefix, signed: signed))
+        }
+    }
+
+    static func parseBody(_ value: YAMLValue) -> HTTPProviderSpec.Body? {
+        guard let body = value.mapping("body", allowed: ["json", "form", "text", "content_type"]) else { return nil }
+        let forms = ["json", "form", "text"].filter { body[$0] != nil }
+        guard forms.count == 1, let form = forms.first, let content = body[form] else {
+            value.error("body must have exactly one of: json, form, text")
+            return nil
+        }
+        if form != "text", let contentType = body["content_type"] {
+            contentType.error("content_type goes with body.text only; json and form set their own")
+            return nil
+        }
+        switch form {
+        case "json":
+            return bodyValue(content).map { .json($0) }
+        case "form":
+            guard let fields = content.mapping("body.form", allowed: []) else { return nil }
+            var parsed: [HTTPProviderSpec.FormField] = []
+            var valid = true
+            for (name, _, fieldValue) in fields.entries {
+                guard let text = fieldValue.template("form field \(name)"),
+                    compileReporting(text, escaping: .text, value: fieldValue) != nil
+                else {
+                    valid = false
+                    continue
+                }
+                parsed.append(.init(name: name, value: text))
+            }
+            return valid ? .form(parsed) : nil
+        default:
+            guard let contentType = body.required("content_type")?.string("content_type"),
+                let text = content.template("body.text")
+            else { return nil }
+            let escaping: Escaping =
+                contentType.hasPrefix("application/json") ? .jsonString : contentType.hasPrefix("text/html") ? .html : .text
+            guard compileReporting(text, escaping: escaping, value: content) != nil else { return nil }
+            return .text(text, contentType: contentType)
+        }
+    }
+
+    /// A JSON body node: strings are templates, `{$value: path}` copies a context value, the rest is literal.
+    static func bodyValue(_ value: YAMLValue) -> HTTPProviderSpec.BodyValue? {
+        switch value.node {
+        case .scalar:
+            if value.node.tag.rawValue == Tag.Name.str.rawValue {
+                guard let text = value.template("a body value"), compileReporting(text, escaping: .text, value: value) != nil
+                else { return nil }
+                return text.source.contains("{{") ? .template(text) : .literal(.string(text.source))
+            }
+            return .literal(value.json())
+        case .sequence(let sequence):
+            let items = sequence.map { bodyValue(value.child($0)) }
+            return items.contains { $0 == nil } ? nil : .array(items.compactMap { $0 })
+        case .mapping:
+            guard let mapping = value.mapping("a body object", allowed: []) else { return nil }
+            if mapping.keys == ["$value"] {
+                return mapping["$value"]?.string("$value").map { .contextValue(path: $0) }
+            }
+            var members: [HTTPProviderSpec.BodyMember] = []
+            var valid = true
+            for (key, _, child) in mapping.entries {
+                if let parsed = bodyValue(child) { members.append(.init(key: key, value: parsed)) } else { valid = false }
+            }
+            return valid ? .object(members) : nil
+        case .alias:
+            value.error("aliases are not supported in bodies")
+            return nil
+        }
+    }
+
+    static func parseResponse(_ value: YAMLValue) -> HTTPProviderSpec.ResponseRules? {
+        guard let response = value.mapping("response", allowed: ["success", "transient", "success_when", "message_id"]) else {
+            return nil
+        }
+        var rules = HTTPProviderSpec.ResponseRules()
+        var valid = true
+        if let success = response["success"] {
+            if let set = statusSet(success, "success") { rules.success = set } else { valid = false }
+        }
+        if let transient = response["transient"] {
+            if let set = statusSet(transient, "transient") { rules.transient = set } else { valid = false }
+        }
+        if let when = response["success_when"]?.mapping("success_when", allowed: ["path", "equals"]) {
+            if let path = when.required("path")?.string("path"), let equals = when.required("equals") {
+                rules.successWhen = (path, equals.json())
+            } else {
+                valid = false
+            }
+        }
+        if let messageID = response["message_id"] { rules.messageIDPath = messageID.string("message_id") }
+        return valid ? rules : nil
+    }
+
+    /// `[200-299, 304]` or a single `200-299`.
+    static func statusSet(_ value: YAMLValue, _ what: String) -> StatusSet? {
+        let items: [YAMLValue] = if case .sequence = value.node { value.list(what) ?? [] } else { [value] }
+        var ranges: [ClosedRange<Int>] = []
+        for item in items {
+            guard let text = item.string(what) else { return nil }
+            let bounds = text.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard (1...2).contains(bounds.count), let low = bounds.first ?? nil, let high = bounds.last ?? nil,
+                (100...599).contains(low), (100...599).contains(high), low <= high
+            else {
+                item.error("\(what) takes HTTP statuses (100-599) and ranges such as 500-599, not '\(text)'")
+                return nil
+            }
+            ranges.append(low...high)
+        }
+        return StatusSet(ranges)
+    }
+
+    static func parseSMTP(_ item: YAMLValue) -> ProviderSpec? {
+        guard let provider = item.mapping("an smtp provider", allowed: [
+            "name", "kind", "url", "starttls", "username", "password", "from",
+        ]) else { return nil }
+        let name = provider.required("name")?.string("name")
+        let url = provider.required("url").flatMap { value -> TemplateText? in
+            guard let text = value.template("url"), compileReporting(text, escaping: .text, value: value) != nil else { return nil }
+            let lowered = text.source.lowercased()
+            guard lowered.hasPrefix("smtp://") || lowered.hasPrefix("smtps://") else {
+                value.error("an smtp url must start with smtp:// or smtps://")
+                return nil
+            }
+            return text
+        }
+        var startTLS: SMTPProviderSpec.StartTLS? = .required
+        if let value = provider["starttls"], let text = value.string("starttls") {
+            startTLS = .init(rawValue: text)
+            if startTLS == nil { value.error("starttls must be required, opportunistic or none") }
+        }
+        let username = template(provider, "username", required: false)
+        let password = template(provider, "password", required: false)
+        let from = template(provider, "from") ?? nil
+        guard let name, let url, let startTLS, let username, let password, let from else { return nil }
+        return ProviderSpec(
+            name: name, transport: .smtp(SMTPProviderSpec(url: url, startTLS: startTLS, username: username, password: password, from: from)))
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+
+/// How a channel retries. Named policies come from configuration; the defaults here are what a
+/// channel gets when it names none.
+public struct RetryPolicy: Sendable, Hashable {
+    public var name: String
+    /// Attempts in all, the first included.
+    public var maxAttempts: Int
+    public var initialDelay: Duration
+    public var multiplier: Double
+    public var maxDelay: Duration
+    /// Whether an attempt that may have reached the provider (timeout after sending) is retried.
+    /// Off for SMS and chat: a resend costs money and shows the recipient a duplicate.
+    public var retryAmbiguous: Bool
+    /// Up to this fraction of each delay is taken off at random, so retries of a burst spread out.
+    public var jitter: Double
+
+    public init(
+        name: String, maxAttempts: Int, initialDelay: Duration, multiplier: Double, maxDelay: Duration,
+        retryAmbiguous: Bool, jitter: Double = 0
+    ) {
+        self.jitter = jitter
+        self.name = name
+        self.maxAttempts = maxAttempts
+        self.initialDelay = initialDelay
+        self.multiplier = multiplier
+        self.maxDelay = maxDelay
+        self.retryAmbiguous = retryAmbiguous
+    }
+
+    /// 5 attempts, waiting 1 s, 4 s, 16 s, 64 s between them; ambiguous outcomes retried.
+    public static let standard = RetryPolicy(
+        name: "standard", maxAttempts: 5, initialDelay: .seconds(1), multiplier: 4, maxDelay: .seconds(600),
+        retryAmbiguous: true)
+
+    /// The wait after attempt `attempt` (1-based) failed.
+    public func delay(afterAttempt attempt: Int) -> Duration {
+        let factor = pow(multiplier, Double(max(0, attempt - 1)))
+        let milliseconds = min(Double(initialDelay.milliseconds) * factor, Double(maxDelay.milliseconds))
+        return .milliseconds(Int64(milliseconds.rounded()))
+    }
+
+    /// Every distinct delay this policy can ask for: one delay queue each.
+    public var delayTiers: [Duration] {
+        guard maxAttempts > 1 else { return [] }
+        var tiers: [Duration] = []
+        for attempt in 1..<maxAttempts {
+            let delay = delay(afterAttempt: attempt)
+            if !tiers.contains(delay) { tiers.append(delay) }
+        }
+        return tiers
+    }
+
+    /// What to do after an attempt with `outcome`.
+    public func decide(outcome: AttemptOutcome, attempt: Int) -> RetryDecision {
+        switch outcome {
+        case .success:
+            return .finish(.sent)
+        case .permanentFailure:
+            return .finish(.failed)
+        case .ambiguous where !retryAmbiguous:
+            return .finish(.failed)
+        case .transientFailure, .ambiguous:
+            return attempt < maxAttempts ? .retry(after: delay(afterAttempt: attempt)) : .finish(.failed)
+        }
+    }
+}
+
+public enum RetryDecision: Sendable, Hashable {
+    case finish(DeliveryStatus)
+    case retry(after: Duration)
+
+    public var resultingStatus: DeliveryStatus {
+        switch self {
+        case .finish(let status): status
+        case .retry: .retrying
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down.
+    public var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// A recipient field a channel needs in `to`, with the check its values must pass.
+public struct RecipientField: Sendable, Hashable {
+    public var name: String
+    public var format: Format
+
+    public enum Format: String, Sendable, Hashable {
+        case any, email, phone, url
+    }
+
+    public init(name: String, format: Format) {
+        self.name = name
+        self.format = format
+    }
+
+    /// Why `value` is not acceptable, or nil when it is.
+    public func problem(with value: String) -> String? {
+        if value.isEmpty { return "must not be empty" }
+        switch format {
+        case .any:
+            return nil
+        case .email:
+            let parts = value.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !value.contains(where: \.isWhitespace)
+            else { return "must be an e-mail address such as user@example.com" }
+            return nil
+        case .phone:
+            let digits = value.dropFirst()
+            guard value.first == "+", (7...15).contains(digits.count), digits.allSatisfy(\.isASCII),
+                digits.allSatisfy(\.isNumber), digits.first != "0"
+            else { return "must be an E.164 phone number such as +15551234567" }
+            return nil
+        case .url:
+            let lowered = value.lowercased()
+            guard lowered.hasPrefix("https://") || lowered.hasPrefix("http://"),
+                !value.contains(where: { $0.isWhitespace || $0.isNewline }),
+                value.count <= 2048
+            else { return "must be an absolute http(s) URL" }
+            let afterScheme = lowered.drop(while: { $0 != "/" }).dropFirst(2)
+            guard let host = afterScheme.split(separator: "/", maxSplits: 1).first, !host.isEmpty else {
+                return "must be an absolute http(s) URL with a host"
+            }
+            return nil
+        }
+    }
+}
+
+/// One channel as the gateway and its worker see it.
+public struct ChannelDefinition: Sendable, Hashable {
+    public var name: String
+    /// Which part of a template this channel renders.
+    public var category: ChannelCategory
+    public var recipient: RecipientField
+    /// Attempts a worker replica runs at once.
+    public var concurrency: Int
+    /// Attempts a worker replica starts per period, at most.
+    public var rateLimit: RateLimit?
+    /// Total time one attempt may take.
+    public var timeout: Duration
+    public var retry: RetryPolicy
+    /// Tried in order; empty means the built-in webhook sender.
+    public var providers: [ProviderSpec]
+
+    public init(
+        name: String, category: ChannelCategory = .webhook, recipient: RecipientField, concurrency: Int,
+        rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy, providers: [ProviderSpec] = []
+    ) {
+        self.name = name
+        self.category = category
+        self.recipient = recipient
+        self.concurrency = concurrency
+        self.rateLimit = rateLimit
+        self.timeout = timeout
+        self.retry = retry
+        self.providers = providers
+    }
+
+    /// The generic webhook channel: POSTs the notification as JSON to `to.webhook_url`.
+    public static func webhook(retry: RetryPolicy = .standard, concurrency: Int = 64) -> ChannelDefinition {
+        ChannelDefinition(
+            name: "webhook", category: .webhook, recipient: RecipientField(name: "webhook_url", format: .url),
+            concurrency: concurrency, timeout: .seconds(15), retry: retry)
+    }
+}
+
+/// The channels in force: an immutable snapshot, swapped whole when configuration reloads.
+public struct ChannelRegistry: Sendable, Hashable {
+    public private(set) var channels: [String: ChannelDefinition]
+
+    public init(_ channels: [ChannelDefinition]) {
+        self.channels = Dictionary(channels.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+    }
+
+    public subscript(name: String) -> ChannelDefinition? { channels[name] }
+
+    public var names: [String] { channels.keys.sorted() }
+}

@@ -1,0 +1,201 @@
+import Foundation
+
+/// Where a delivery (one notification on one channel) stands. Terminal states never change again.
+public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
+    /// Stored and handed to the outbox; no attempt yet.
+    case queued
+    /// A worker is attempting it now.
+    case sending
+    /// An attempt failed transiently; the next one waits in a delay queue.
+    case retrying
+    /// The provider accepted it.
+    case sent
+    /// The provider reported it delivered to the recipient (delivery receipts).
+    case delivered
+    /// Failed for good: permanent error, or retries exhausted.
+    case failed
+    case cancelled
+    case expired
+
+    public var isTerminal: Bool {
+        switch self {
+        case .sent, .delivered, .failed, .cancelled, .expired: true
+        case .queued, .sending, .retrying: false
+        }
+    }
+}
+
+/// The classified result of one attempt.
+public enum AttemptOutcome: String, Sendable, Codable {
+    /// The provider accepted the message.
+    case success
+    /// Failed in a way that may succeed later (408, 429, 5xx, connection refused, DNS).
+    case transientFailure = "transient_failure"
+    /// Failed in a way retrying cannot fix (most 4xx, blocked address, invalid request).
+    case permanentFailure = "permanent_failure"
+    /// The request may have reached the provider but no answer came (timeout after sending):
+    /// a resend may duplicate, so the retry policy decides.
+    case ambiguous
+}
+
+/// One recorded attempt, as stored in the append-only attempt log.
+public struct AttemptRecord: Sendable, Hashable, Codable {
+    public var deliveryID: UUID
+    public var notificationID: UUID
+    public var number: Int
+    public var startedAt: Date
+    public var finishedAt: Date
+    public var outcome: AttemptOutcome
+    public var httpStatus: Int?
+    public var error: String?
+    public var providerMessageID: String?
+    /// The delivery's status after this attempt.
+    public var resultingStatus: DeliveryStatus
+    public var worker: String
+    /// The provider tried.
+    public var provider: String
+
+    public init(
+        deliveryID: UUID, notificationID: UUID, number: Int, startedAt: Date, finishedAt: Date,
+        outcome: AttemptOutcome, httpStatus: Int?, error: String?, providerMessageID: String? = nil,
+        resultingStatus: DeliveryStatus, worker: String, provider: String = ""
+    ) {
+        self.provider = provider
+        self.deliveryID = deliveryID
+        self.notificationID = notificationID
+        self.number = number
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.outcome = outcome
+        self.httpStatus = httpStatus
+        self.error = error
+        self.providerMessageID = providerMessageID
+        self.resultingStatus = resultingStatus
+        self.worker = worker
+    }
+
+    public var duration: Duration {
+        .milliseconds(Int64((finishedAt.timeIntervalSince(startedAt) * 1000).rounded()))
+    }
+}
+
+/// The content of a message: what a client sends, or what a template rendered for one channel.
+public struct MessageContent: Sendable, Hashable, Codable {
+    public var subject: String?
+    public var text: String?
+    public var html: String?
+    /// Push notifications.
+    public var title: String?
+    public var body: String?
+    public var imageURL: String?
+
+    public init(
+        subject: String? = nil, text: String? = nil, html: String? = nil, title: String? = nil, body: String? = nil,
+        imageURL: String? = nil
+    ) {
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.title = title
+        self.body = body
+        self.imageURL = imageURL
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case subject, text, html, title, body, imageURL = "image_url"
+    }
+
+    /// The message as template context (`message.*`).
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [:]
+        for (key, value) in [("subject", subject), ("text", text), ("html", html), ("title", title), ("body", body), ("image_url", imageURL)] {
+            if let value { object[key] = .string(value) }
+        }
+        return .object(object)
+    }
+}
+
+/// What travels on a channel queue: everything a worker needs to attempt the delivery without
+/// reading the database, so the hot path costs one batched write per outcome and nothing else.
+public struct DeliveryJob: Sendable, Hashable, Codable {
+    public var deliveryID: UUID
+    public var notificationID: UUID
+    public var channel: String
+    /// The number this job's attempt will carry (1 for the first).
+    public var attempt: Int
+    public var to: [String: JSONValue]
+    public var message: MessageContent
+    /// The request's template data, for provider templates.
+    public var data: JSONValue
+    public var metadata: JSONValue
+    public var acceptedAt: Date
+    /// The configuration version the notification was routed with.
+    public var configVersion: String
+    /// Fallback routing: the deliveries to try, in order, if this one fails for good.
+    public var fallbacks: [DeliveryJob]
+
+    public init(
+        deliveryID: UUID, notificationID: UUID, channel: String, attempt: Int,
+        to: [String: JSONValue], message: MessageContent, data: JSONValue = .object([:]), metadata: JSONValue,
+        acceptedAt: Date, configVersion: String = "", fallbacks: [DeliveryJob] = []
+    ) {
+        self.data = data
+        self.configVersion = configVersion
+        self.fallbacks = fallbacks
+        self.deliveryID = deliveryID
+        self.notificationID = notificationID
+        self.channel = channel
+        self.attempt = attempt
+        self.to = to
+        self.message = message
+        self.metadata = metadata
+        self.acceptedAt = acceptedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case deliveryID = "delivery_id", notificationID = "notification_id", channel, attempt, to, message, data,
+            metadata, acceptedAt = "accepted_at", configVersion = "config_version", fallbacks
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        deliveryID = try container.decode(UUID.self, forKey: .deliveryID)
+        notificationID = try container.decode(UUID.self, forKey: .notificationID)
+        channel = try container.decode(String.self, forKey: .channel)
+        attempt = try container.decode(Int.self, forKey: .attempt)
+        to = try container.decode([String: JSONValue].self, forKey: .to)
+        message = try container.decode(MessageContent.self, forKey: .message)
+        data = try container.decodeIfPresent(JSONValue.self, forKey: .data) ?? .object([:])
+        metadata = try container.decode(JSONValue.self, forKey: .metadata)
+        acceptedAt = try container.decode(Date.self, forKey: .acceptedAt)
+        configVersion = try container.decodeIfPresent(String.self, forKey: .configVersion) ?? ""
+        fallbacks = try container.decodeIfPresent([DeliveryJob].self, forKey: .fallbacks) ?? []
+    }
+
+    /// Everything a template may read (`to`, `message`, `data`, `metadata`, ids).
+    public var templateContext: [String: JSONValue] {
+        [
+            "to": .object(to), "message": message.json, "data": data, "metadata": metadata,
+            "notification_id": .string(notificationID.lowercasedString), "delivery_id": .string(deliveryID.lowercasedString),
+            "attempt": .integer(Int64(attempt)),
+        ]
+    }
+
+    public static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        return encoder
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        return decoder
+    }()
+
+    public func encoded() throws -> [UInt8] { Array(try Self.encoder.encode(self)) }
+
+    public static func decode(_ bytes: [UInt8]) throws -> DeliveryJob {
+        try decoder.decode(DeliveryJob.self, from: Data(bytes))
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+
+/// A validated request to send a notification.
+public struct NotificationRequest: Sendable, Hashable {
+    /// The channels the request names; empty when routing rules are to choose.
+    public var channels: [String]
+    public var to: [String: JSONValue]
+    /// The content given inline; empty when a template renders it.
+    public var message: MessageContent
+    public var template: String?
+    /// Values for the template.
+    public var data: JSONValue
+    public var metadata: JSONValue
+    public var idempotencyKey: String?
+    /// The request as the client sent it, kept as the notification document.
+    public var document: JSONValue
+
+    public init(
+        channels: [String], to: [String: JSONValue], message: MessageContent, template: String? = nil,
+        data: JSONValue = .object([:]), metadata: JSONValue, idempotencyKey: String?, document: JSONValue
+    ) {
+        self.channels = channels
+        self.to = to
+        self.message = message
+        self.template = template
+        self.data = data
+        self.metadata = metadata
+        self.idempotencyKey = idempotencyKey
+        self.document = document
+    }
+}
+
+/// One thing wrong with a request, located by a dotted path into the JSON body.
+public struct FieldError: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var field: String
+    public var message: String
+
+    public init(field: String, message: String) {
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String { "\(field): \(message)" }
+}
+
+public struct RequestValidationError: Error, Sendable, Hashable {
+    public var errors: [FieldError]
+    public init(errors: [FieldError]) { self.errors = errors }
+}
+
+/// Checks a request body against the channels in force. Collects every problem rather than
+/// stopping at the first, so a client fixes its request in one round.
+public struct RequestValidator: Sendable {
+    public var registry: ChannelRegistry
+    /// The template ids a request may name.
+    public var templates: Set<String>
+    /// Whether routing rules can choose channels when a request names none.
+    public var hasRoutingRules: Bool
+    public static let maximumTextLength = 100_000
+    static let topLevelKeys: Set<String> = [
+        "channel", "channels", "to", "message", "template", "data", "metadata", "idempotency_key",
+    ]
+
+    public init(registry: ChannelRegistry, templates: Set<String> = [], hasRoutingRules: Bool = false) {
+        self.registry = registry
+        self.templates = templates
+        self.hasRoutingRules = hasRoutingRules
+    }
+
+    public func validate(_ body: JSONValue) -> Result<NotificationRequest, RequestValidationError> {
+        guard case .object(let root) = body else {
+            return .failure(.init(errors: [FieldError(field: "", message: "the body must be a JSON object, not \(body.typeName)")]))
+        }
+        var errors: [FieldError] = []
+
+        for key in root.keys.sorted() where !Self.topLevelKeys.contains(key) {
+            errors.append(FieldError(field: key, message: "unknown field; expected one of \(Self.topLevelKeys.sorted().joined(separator: ", "))"))
+        }
+
+        let channels = validateChannels(root, errors: &errors)
+
+        var to: [String: JSONValue] = [:]
+        switch root["to"] {
+        case nil:
+            errors.append(FieldError(field: "to", message: "is required: an object with the recipient's addresses"))
+        case .object(let members)?:
+            to = members
+            errors += recipientErrors(channels: channels, to: members)
+        case let other?:
+            errors.append(FieldError(field: "to", message: "must be an object, not \(other.typeName)"))
+        }
+
+        var template: String?
+        var message = MessageContent()
+        switch (root["template"], root["message"]) {
+        case (nil, _):
+            message = validateMessage(root["message"], errors: &errors)
+        case (.string(let id)?, nil):
+            if templates.contains(id) {
+                template = id
+            } else {
+                let known = templates.isEmpty ? "none is configured" : "known: \(templates.sorted().joined(separator: ", "))"
+                errors.append(FieldError(field: "template", message: "unknown template '\(id)'; \(known)"))
+            }
+        case (.string?, _?):
+            errors.append(FieldError(field: "message", message: "give either 'template' or 'message', not both"))
+        case (let other?, _):
+            errors.append(FieldError(field: "template", message: "must be a string, not \(other.typeName)"))
+        }
+        let data = root["data"] ?? .object([:])
+        if case .object = data {} else {
+            errors.append(FieldError(field: "data", message: "must be an object, not \(data.typeName)"))
+        }
+        if case .string(let locale)? = to["locale"], locale.count > 35 || locale.contains(where: { !($0.isLetter || $0 == "-" || $0 == "_") }) {
+            errors.append(FieldError(field: "to.locale", message: "must be a language tag such as en or ru-RU"))
+        }
+
+        let metadata = root["metadata"] ?? .object([:])
+        if case .object = metadata {} else {
+            errors.append(FieldError(field: "metadata", message: "must be an object, not \(metadata.typeName)"))
+        }
+
+        var idempotencyKey: String?
+        switch root["idempotency_key"] {
+        case nil, .null?: break
+        case .string(let key)? where !key.isEmpty && key.count <= 255: idempotencyKey = key
+        case .string?: errors.append(FieldError(field: "idempotency_key", message: "must be 1 to 255 characters"))
+        case let other?: errors.append(FieldError(field: "idempotency_key", message: "must be a string, not \(other.typeName)"))
+        }
+
+        guard errors.isEmpty else { return .failure(.init(errors: errors)) }
+        return .success(NotificationRequest(
+            channels: channels, to: to, message: message, template: template, data: data, metadata: metadata,
+            idempotencyKey: idempotencyKey, document: body))
+    }
+
+    /// What is wrong with `to` for `channels`: each channel's recipient field must be there and well-formed.
+    public func recipientErrors(channels: [String], to members: [String: JSONValue]) -> [FieldError] {
+        var errors: [FieldError] = []
+        for channelName in channels {
+            guard let channel = registry[channelName] else { continue }
+            let field = channel.recipient.name
+            switch members[field] {
+            case nil:
+                errors.append(FieldError(field: "to.\(field)", message: "is required by channel '\(channelName)'"))
+            case .string(let value)?:
+                if let problem = channel.recipient.problem(with: value) {
+                    errors.append(FieldError(field: "to.\(field)", message: problem))
+                }
+            case let other?:
+                errors.append(FieldError(field: "to.\(field)", message: "must be a string, not \(other.typeName)"))
+            }
+        }
+        return errors
+    }
+
+    private func validateChannels(_ root: [String: JSONValue], errors: inout [FieldError]) -> [String] {
+        var named: [(field: String, name: String)] = []
+        switch (root["channel"], root["channels"]) {
+        case (nil, nil):
+            if !hasRoutingRules {
+                errors.append(FieldError(
+                    field: "channel",
+                    message: "is required (no routing rules are configured): one of \(registry.names.joined(separator: ", "))"))
+            }
+        case (_?, _?):
+            errors.append(FieldError(field: "channels", message: "give either 'channel' or 'channels', not both"))
+        case (let single?, nil):
+            if case .string(let name) = single {
+                named = [("channel", name)]
+            } else {
+                errors.append(FieldError(field: "channel", message: "must be a string, not \(single.typeName)"))
+            }
+        case (nil, let list?):
+            guard case .array(let elements) = list, !elements.isEmpty else {
+                errors.append(FieldError(field: "channels", message: "must be a non-empty array of channel names"))
+                break
+            }
+            for (index, element) in elements.enumerated() {
+                if case .string(let name) = element {
+                    named.append(("channels.\(index)", name))
+                } else {
+                    errors.append(FieldError(field: "channels.\(index)", message: "must be a string, not \(element.typeName)"))
+                }
+            }
+        }
+        var channels: [String] = []
+        for (field, name) in named {
+            if registry[name] == nil {
+                errors.append(FieldError(field: field, message: "unknown channel '\(name)'; known channels: \(registry.names.joined(separator: ", "))"))
+            } else if channels.contains(name) {
+                errors.append(FieldError(field: field, message: "channel '\(name)' is named twice"))
+            } else {
+                channels.append(name)
+            }
+        }
+        return channels
+    }
+
+    private func validateMessage(_ value: JSONValue?, errors: inout [FieldError]) -> MessageContent {
+        guard let value else {
+            errors.append(FieldError(field: "message", message: "is required: an object with 'text', 'subject' or 'html'"))
+            return MessageContent()
+        }
+        guard case .object(let members) = value else {
+            errors.append(FieldError(field: "message", message: "must be an object, not \(value.typeName)"))
+            return MessageContent()
+        }
+        var content = MessageContent()
+        let fields: [(String, WritableKeyPath<MessageContent, String?>)] = [("subject", \.subject), ("text", \.text), ("html", \.html)]
+        for key in members.keys.sorted() where !fields.contains(where: { $0.0 == key }) {
+            errors.append(FieldError(field: "message.\(key)", message: "unknown field; expected subject, text or html"))
+        }
+        for (key, path) in fields {
+            switch members[key] {
+            case nil, .null?: break
+            case .string(let string)?:
+                if string.count > Self.maximumTextLength {
+                    errors.append(FieldError(field: "message.\(key)", message: "is longer than \(Self.maximumTextLength) characters"))
+                } else {
+                    content[keyPath: path] = string
+                }
+            case let other?:
+                errors.append(FieldError(field: "message.\(key)", message: "must be a string, not \(other.typeName)"))
+            }
+        }
+        if content.text == nil && content.html == nil && content.subject == nil && !errors.contains(where: { $0.field.hasPrefix("message") }) {
+            errors.append(FieldError(field: "message.text", message: "is required when neither subject nor html is given (or name a 'template')"))
+        }
+        return content
+    }
+}

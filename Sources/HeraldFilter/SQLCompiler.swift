@@ -1,0 +1,232 @@
+import HeraldCore
+
+/// Compiles a filter to a PostgreSQL boolean expression over a `jsonb` column.
+///
+/// Scheme (every predicate below is a definite true/false, never NULL, so `NOT`, `AND` and `OR`
+/// compose exactly like their in-memory twins):
+/// - path `a.b.0`: `(col #> ARRAY[$1::text,$2::text,$3::text])`: NULL when missing, jsonb `null` when
+///   null. A component that PostgreSQL would read as an array index but Swift wouldn't (`-1`,
+///   ` 1`) is applied with `-> $n::text` instead, which only looks up object keys.
+/// - "any match" (the value, or for an array any element, satisfies P):
+///   `COALESCE(CASE jsonb_typeof(v) WHEN 'array' THEN (P(v) OR EXISTS (SELECT 1 FROM
+///   jsonb_array_elements(v) AS hf_eN(value) WHERE P(hf_eN.value))) ELSE P(v) END, false)`.
+/// - `$eq x`: any match of `e = $n::jsonb` (jsonb equality: deep, numbers numeric);
+///   `$eq null` adds `v IS NULL OR …`. `$in`: `e IN ($a::jsonb, …)`. `$ne`/`$nin`: `NOT` of those.
+/// - comparisons: `CASE WHEN jsonb_typeof(e) = 'number' THEN (e)::numeric > $n::numeric END`, or for
+///   a string operand `CASE WHEN jsonb_typeof(e) = 'string' THEN (e #>> '{}') COLLATE "C" > $n::text END`.
+/// - `$regex`: `CASE WHEN jsonb_typeof(e) = 'string' THEN (e #>> '{}') COLLATE "C" ~ $n::text END`
+///   with the pattern re-emitted by `FilterRegex.postgresPattern` (case folding already applied).
+/// - `$exists`: `v IS [NOT] NULL`. `$not`: `NOT (…)`. `$nor`: `NOT (… OR …)`.
+/// Identical parameter values share one placeholder.
+struct SQLCompiler {
+    private let column: String
+    private let firstParameter: Int
+    private var parameters: [String] = []
+    /// Keyed by UTF-8 bytes: `String` keys would merge canonically equivalent values (NFC/NFD),
+    /// which PostgreSQL (rightly, for us) treats as different.
+    private var placeholders: [[UInt8]: String] = [:]
+    private var aliasCount = 0
+
+    static func compile(_ expression: FilterExpression, column: String, firstParameter: Int) -> SQLFragment {
+        var compiler = SQLCompiler(column: column, firstParameter: firstParameter)
+        let sql = compiler.expression(expression)
+        return SQLFragment(sql: sql, parameters: compiler.parameters)
+    }
+
+    private init(column: String, firstParameter: Int) {
+        self.column = column
+        self.firstParameter = firstParameter
+    }
+
+    private mutating func parameter(_ value: String) -> String {
+        let key = Array(value.utf8)
+        if let existing = placeholders[key] { return existing }
+        let placeholder = "$\(firstParameter + parameters.count)"
+        parameters.append(value)
+        placeholders[key] = placeholder
+        return placeholder
+    }
+
+    private mutating func expression(_ expression: FilterExpression) -> String {
+        switch expression {
+        case .and(let children):
+            if children.isEmpty { return "true" }
+            return "(" + children.map { self.expression($0) }.joined(separator: " AND ") + ")"
+        case .or(let children):
+            if children.isEmpty { return "false" }
+            return "(" + children.map { self.expression($0) }.joined(separator: " OR ") + ")"
+        case .nor(let children):
+            if children.isEmpty { return "true" }
+            return "(NOT (" + children.map { self.expression($0) }.joined(separator: " OR ") + "))"
+        case .field(let path, let condition):
+            let value = pathExpression(path.components)
+            return self.condition(condition, value)
+        }
+    }
+
+    /// The jsonb at `components` under the column, NULL when the path doesn't resolve.
+    private mutating func pathExpression(_ components: [String]) -> String {
+        var result = "(\(column))"
+        var group: [String] = []
+        func flush() {
+            if !group.isEmpty {
+                result = "(\(result) #> ARRAY[\(group.joined(separator: ","))])"
+                group.removeAll()
+            }
+        }
+        for component in components {
+            let placeholder = parameter(component)
+            if SQLCompiler.isObjectKeyOnly(component) {
+                flush()
+                result = "(\(result) -> \(placeholder)::text)"
+            } else {
+                group.append("\(placeholder)::text")
+            }
+        }
+        flush()
+        return result
+    }
+
+    /// Components that PostgreSQL's `#>` would take as an array index (it accepts leading white
+    /// space, a sign, and negative indexes counting from the end) while `Int(component)` in Swift
+    /// gives no valid index: these must only ever look up object keys.
+    static func isObjectKeyOnly(_ component: String) -> Bool {
+        if let index = Int(component), index >= 0 { return false }
+        var scalars = Substring(component).unicodeScalars[...]
+        while let first = scalars.first, [" ", "\t", "\n", "\u{0B}", "\u{0C}", "\r"].contains(first) {
+            scalars = scalars.dropFirst()
+        }
+        if let first = scalars.first, first == "+" || first == "-" { scalars = scalars.dropFirst() }
+        return !scalars.isEmpty && scalars.allSatisfy { ("0"..."9").contains($0) }
+    }
+
+    private mutating func condition(_ condition: FieldCondition, _ value: String) -> String {
+        switch condition {
+        case .eq(let literal):
+            return equality(value, [literal])
+        case .ne(let literal):
+            return "(NOT \(equality(value, [literal])))"
+        case .in(let literals):
+            return equality(value, literals)
+        case .nin(let literals):
+            return "(NOT \(equality(value, literals)))"
+        case .gt(let literal): return comparison(value, ">", literal)
+        case .gte(let literal): return comparison(value, ">=", literal)
+        case .lt(let literal): return comparison(value, "<", literal)
+        case .lte(let literal): return comparison(value, "<=", literal)
+        case .exists(let flag):
+            return flag ? "(\(value) IS NOT NULL)" : "(\(value) IS NULL)"
+        case .regex(let regex):
+            let pattern = parameter(regex.postgresPattern)
+            return anyMatch(value) { element in
+                "CASE WHEN jsonb_typeof(\(element)) = 'string' THEN (\(element) #>> '{}') COLLATE \"C\" ~ \(pattern)::text END"
+            }
+        case .not(let inner):
+            return "(NOT \(self.condition(inner, value)))"
+        case .all(let conditions):
+            if conditions.isEmpty { return "true" }
+            return "(" + conditions.map { self.condition($0, value) }.joined(separator: " AND ") + ")"
+        }
+    }
+
+    /// `$eq`/`$in`: the value or an element equals one of the literals; a `null` literal also
+    /// matches a missing field.
+    private mutating func equality(_ value: String, _ literals: [JSONValue]) -> String {
+        if literals.isEmpty { return "false" }
+        let list = literals.map { parameter(JSONText.serialize($0)) + "::jsonb" }
+        let test =
+            list.count == 1
+            ? { (element: String) in "\(element) = \(list[0])" }
+            : { (element: String) in "\(element) IN (\(list.joined(separator: ", ")))" }
+        let match = anyMatch(value, test)
+        if literals.contains(.null) {
+            return "(\(value) IS NULL OR \(match))"
+        }
+        return match
+    }
+
+    private mutating func comparison(_ value: String, _ op: String, _ literal: JSONValue) -> String {
+        switch literal {
+        case .string(let string):
+            let placeholder = parameter(string)
+            return anyMatch(value) { element in
+                "CASE WHEN jsonb_typeof(\(element)) = 'string' THEN (\(element) #>> '{}') COLLATE \"C\" \(op) \(placeholder)::text END"
+            }
+        default:
+            // Parsing guarantees a finite number.
+            let placeholder = parameter(JSONText.serialize(literal))
+            return anyMatch(value) { element in
+                "CASE WHEN jsonb_typeof(\(element)) = 'number' THEN (\(element))::numeric \(op) \(placeholder)::numeric END"
+            }
+        }
+    }
+
+    /// `predicate` holds for the value, or (for an array) for any of its elements. Never NULL.
+    private mutating func anyMatch(_ value: String, _ predicate: (String) -> String) -> String {
+        aliasCount += 1
+        let alias = "hf_e\(aliasCount)"
+        return "COALESCE(CASE jsonb_typeof(\(value)) WHEN 'array' THEN (\(predicate(value)) OR EXISTS "
+            + "(SELECT 1 FROM jsonb_array_elements(\(value)) AS \(alias)(value) WHERE \(predicate("\(alias).value"))))"
+            + " ELSE \(predicate(value)) END, false)"
+    }
+}
+
+/// JSON text for literals bound as `jsonb` parameters.
+public enum JSONText {
+    /// Compact JSON. Doubles use Swift's shortest round-trip spelling, integers their exact digits.
+    public static func serialize(_ value: JSONValue) -> String {
+        var output = ""
+        write(value, to: &output)
+        return output
+    }
+
+    private static func write(_ value: JSONValue, to output: inout String) {
+        switch value {
+        case .null: output += "null"
+        case .bool(let bool): output += bool ? "true" : "false"
+        case .integer(let integer): output += String(integer)
+        case .double(let double):
+            if double.isFinite {
+                output += "\(double)"
+            } else {
+                output += "null"  // not representable in JSON; rejected by the parser anyway
+            }
+        case .string(let string): writeString(string, to: &output)
+        case .array(let elements):
+            output += "["
+            for (index, element) in elements.enumerated() {
+                if index > 0 { output += "," }
+                write(element, to: &output)
+            }
+            output += "]"
+        case .object(let members):
+            output += "{"
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { output += "," }
+                writeString(key, to: &output)
+                output += ":"
+                write(members[key]!, to: &output)
+            }
+            output += "}"
+        }
+    }
+
+    private static func writeString(_ string: String, to output: inout String) {
+        output += "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default:
+                output.unicodeScalars.append(scalar)
+            }
+        }
+        output += "\""
+    }
+}

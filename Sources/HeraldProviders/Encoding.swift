@@ -1,0 +1,114 @@
+import Foundation
+import HeraldCore
+import HeraldTemplating
+
+/// Byte and text encodings the providers need.
+public enum ProviderEncoding {
+    public static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// RFC 4648 §5 base64url without padding (JWT).
+    public static func base64URL<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var text = Data(bytes).base64EncodedString()
+        text = text.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        while text.hasSuffix("=") { text.removeLast() }
+        return text
+    }
+
+    public static func base64URLDecode(_ text: String) -> Data? {
+        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while standard.utf8.count % 4 != 0 { standard += "=" }
+        return Data(base64Encoded: standard)
+    }
+
+    /// `application/x-www-form-urlencoded`: RFC 3986 unreserved characters kept, space as `+`,
+    /// every other byte of the UTF-8 form percent-encoded (`&`, `=`, `+`, `%` included).
+    public static func formEncode(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        let hexDigits = Array("0123456789ABCDEF")
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            case UInt8(ascii: " "):
+                out += "+"
+            default:
+                out.append("%")
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0x0F)])
+            }
+        }
+        return out
+    }
+
+    public static func formBody(_ fields: [(name: String, value: String)]) -> String {
+        fields.map { formEncode($0.name) + "=" + formEncode($0.value) }.joined(separator: "&")
+    }
+
+    /// Removes what could end or split a header line: CR, LF, NUL and the other C0 controls but tab, and DEL.
+    public static func headerSafe(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars where scalar == "\t" || (scalar.value >= 0x20 && scalar.value != 0x7F) {
+            out.append(scalar)
+        }
+        return String(out)
+    }
+}
+
+/// Serialises `JSONValue`s: strings through `JSONEscaping`, object keys sorted (deterministic bytes,
+/// which signatures over the body need).
+public enum JSONWriter {
+    public static func string(_ value: JSONValue) -> String {
+        var out = ""
+        write(value, into: &out)
+        return out
+    }
+
+    public static func write(_ value: JSONValue, into out: inout String) {
+        switch value {
+        case .null: out += "null"
+        case .bool(let bool): out += bool ? "true" : "false"
+        case .integer(let integer): out += String(integer)
+        case .double(let double): out += number(double)
+        case .string(let string): writeString(string, into: &out)
+        case .array(let elements):
+            out += "["
+            for (index, element) in elements.enumerated() {
+                if index > 0 { out += "," }
+                write(element, into: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { out += "," }
+                writeString(key, into: &out)
+                out += ":"
+                write(members[key]!, into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    public static func writeString(_ string: String, into out: inout String) {
+        out += "\""
+        out += JSONEscaping.escape(string)
+        out += "\""
+    }
+
+    /// JSON has no NaN or infinity: those become null.
+    static func number(_ double: Double) -> String {
+        guard double.isFinite else { return "null" }
+        if double == double.rounded(), abs(double) < 1e15 { return String(Int64(double)) }
+        return String(double)
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import HeraldCore
+import HeraldHTTPRuntime
+import HeraldTemplating
+
+extension ProviderClient {
+    /// The SMTP submission it would make (secrets resolved), for previews and tests; smtp providers only.
+    public func buildMail(for job: DeliveryJob, recipientField: String = "email", now: Date) throws -> SMTPRequest {
+        guard case .smtp(let smtp) = transport else {
+            throw ProviderFailure.permanent("provider \(name) is an http provider, not smtp")
+        }
+        return try buildSMTPRequest(smtp, job: job, recipientField: recipientField, now: now)
+    }
+
+    func buildSMTPRequest(_ smtp: CompiledSMTP, job: DeliveryJob, recipientField: String, now: Date) throws(ProviderFailure) -> SMTPRequest {
+        let context = RenderContext(try self.context(for: job, now: now))
+        let recipient = (job.to[recipientField]?.stringValue ?? job.to["email"]?.stringValue ?? "")
+            .trimmingCharacters(in: .whitespaces)
+        guard Self.isPlainAddress(recipient) else {
+            throw .permanent("to.\(recipientField) is not an e-mail address")
+        }
+        let from = smtp.from.render(context)
+        let envelopeFrom = MailMessage.address(of: from)
+        guard Self.isPlainAddress(envelopeFrom) else {
+            throw .permanent("from: '\(MailMessage.clean(from))' has no valid address")
+        }
+        let messageID = job.deliveryID.uuidString.lowercased() + "@herald"
+        let message = MailMessage(
+            from: from, to: recipient, subject: job.message.subject, text: job.message.text, html: job.message.html,
+            messageID: messageID, date: now)
+        let username = smtp.username.map { $0.render(context) }.flatMap { $0.isEmpty ? nil : $0 }
+        let password = smtp.password.map { $0.render(context) }
+        let startTLS: SMTPRequest.STARTTLSPolicy =
+            switch smtp.startTLS {
+            case .required: .required
+            case .opportunistic: .opportunistic
+            case .none: .none
+            }
+        return SMTPRequest(
+            url: smtp.url.render(context).trimmingCharacters(in: .whitespacesAndNewlines), startTLS: startTLS,
+            username: username, password: username == nil ? nil : password, from: envelopeFrom, recipients: [recipient],
+            message: message.bytes(), timeout: timeout, connectTimeout: min(timeout, .seconds(10)),
+            restrictToPublicAddresses: restrictToPublicAddresses)
+    }
+
+    func attemptSMTP(_ smtp: CompiledSMTP, job: DeliveryJob, recipientField: String, now: Date) async -> ProviderResult {
+        let request: SMTPRequest
+        do {
+            request = try buildSMTPRequest(smtp, job: job, recipientField: recipientField, now: now)
+        } catch {
+            return error.result
+        }
+        do {
+            _ = try await runtime.sendMail(request)
+            return ProviderResult(outcome: .success, providerMessageID: job.deliveryID.uuidString.lowercased() + "@herald")
+        } catch let error as TransferError {
+            return Self.classifySMTP(error)
+        } catch {
+            return ResponseClassifier.classify(error)
+        }
+    }
+
+    /// SMTP replies: 4xx transient, 5xx permanent; the rest like any transport failure.
+    static func classifySMTP(_ error: TransferError) -> ProviderResult {
+        let code = error.protocolResponseCode
+        if error.code == .rejected || error.code == .authenticationFailed, (400...599).contains(code) {
+            return ProviderResult(
+                outcome: code >= 500 ? .permanentFailure : .transientFailure, error: "SMTP \(code): \(error.message)")
+        }
+        if error.code == .authenticationFailed {
+            return ProviderResult(outcome: .permanentFailure, error: "SMTP authentication failed: \(error.message)")
+        }
+        return ResponseClassifier.classify(error)
+    }
+
+    /// `local@domain` with nothing that could break out of `<…>` or a header line.
+    static func isPlainAddress(_ address: String) -> Bool {
+        guard let at = address.lastIndex(of: "@"), at != address.startIndex, address.index(after: at) != address.endIndex
+        else { return false }
+        return address.unicodeScalars.allSatisfy { scalar in
+            scalar.value > 0x20 && scalar.value != 0x7F && !"<>()[],;:\\\"".unicodeScalars.contains(scalar)
+        }
+    }
+}

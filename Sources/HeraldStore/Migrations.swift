@@ -1,0 +1,115 @@
+import Logging
+import PostgresNIO
+
+/// Schema migrations, applied in order, each once, under an advisory lock so that several
+/// processes starting together don't race.
+public enum Migrations {
+    public struct Migration: Sendable {
+        public var version: Int
+        public var name: String
+        public var statements: [String]
+    }
+
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "notifications, deliveries, attempts, outbox", statements: [
+            """
+            CREATE TABLE notifications (
+                id uuid PRIMARY KEY,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                idempotency_key text UNIQUE,
+                config_version text NOT NULL DEFAULT '',
+                request jsonb NOT NULL
+            )
+            """,
+            "CREATE INDEX notifications_created_at ON notifications (created_at)",
+            """
+            CREATE TABLE deliveries (
+                id uuid PRIMARY KEY,
+                notification_id uuid NOT NULL REFERENCES notifications (id),
+                channel text NOT NULL,
+                status text NOT NULL,
+                attempt_count integer NOT NULL DEFAULT 0,
+                last_error text,
+                provider_message_id text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX deliveries_notification ON deliveries (notification_id)",
+            "CREATE INDEX deliveries_open ON deliveries (channel, status) WHERE status IN ('queued', 'sending', 'retrying')",
+            """
+            CREATE TABLE attempts (
+                id bigserial PRIMARY KEY,
+                delivery_id uuid NOT NULL REFERENCES deliveries (id),
+                notification_id uuid NOT NULL,
+                number integer NOT NULL,
+                started_at timestamptz NOT NULL,
+                finished_at timestamptz NOT NULL,
+                outcome text NOT NULL,
+                http_status integer,
+                error text,
+                provider_message_id text,
+                worker text NOT NULL,
+                duration_ms double precision GENERATED ALWAYS AS (extract(epoch FROM finished_at - started_at) * 1000) STORED
+            )
+            """,
+            "CREATE INDEX attempts_delivery ON attempts (delivery_id, number)",
+            "CREATE INDEX attempts_notification ON attempts (notification_id)",
+            // The attempt log is evidence: nobody edits it, not even Herald.
+            """
+            CREATE FUNCTION herald_attempts_are_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'attempts are append-only: % refused', TG_OP;
+            END $$
+            """,
+            """
+            CREATE TRIGGER attempts_append_only BEFORE UPDATE OR DELETE ON attempts
+            FOR EACH ROW EXECUTE FUNCTION herald_attempts_are_append_only()
+            """,
+            """
+            CREATE TABLE outbox (
+                id bigserial PRIMARY KEY,
+                delivery_id uuid NOT NULL,
+                channel text NOT NULL,
+                payload text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+        ]),
+        Migration(version: 2, name: "attempt providers", statements: [
+            "ALTER TABLE attempts ADD COLUMN provider text NOT NULL DEFAULT ''",
+        ]),
+    ]
+
+    /// Applies every migration not yet applied; returns the versions it applied.
+    @discardableResult
+    public static func migrate(client: PostgresClient, logger: Logger) async throws -> [Int] {
+        try await client.withTransaction(logger: logger) { connection in
+            // A fixed key: "herald" in ASCII.
+            try await connection.query("SELECT pg_advisory_xact_lock(104101114097108100)", logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS herald_schema_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
+            var applied = Set<Int>()
+            for try await version in try await connection.query(
+                "SELECT version FROM herald_schema_migrations", logger: logger
+            ).decode(Int.self) {
+                applied.insert(version)
+            }
+            var newlyApplied: [Int] = []
+            for migration in all where !applied.contains(migration.version) {
+                logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+                for statement in migration.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO herald_schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+                newlyApplied.append(migration.version)
+            }
+            return newlyApplied
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import HeraldCore
+import HeraldHTTPRuntime
+import HeraldProviders
+import Logging
+import Synchronization
+
+/// One try through one provider.
+struct ProviderTry: Sendable {
+    var provider: String
+    var startedAt: Date
+    var finishedAt: Date
+    var result: ProviderResult
+}
+
+/// Makes one attempt of a delivery: the channel's providers in order, stopping at the first success.
+/// A provider that failed is followed by the next (failover) unless the failure was ambiguous — the
+/// message may have gone out, and a second provider would send it twice.
+final class DeliveryAttempter: Sendable {
+    let runtime: CurlRuntime
+    let secrets: SecretResolver
+    let webhookSender: WebhookSender
+    let restrictToPublicAddresses: Bool
+    let logger: Logger
+    /// Provider clients of the snapshot in force, per channel; rebuilt when the version changes.
+    private let clients = Mutex<(version: String, byChannel: [String: [ProviderClient]])>(("", [:]))
+
+    init(runtime: CurlRuntime, secrets: SecretResolver, webhookSender: WebhookSender, restrictToPublicAddresses: Bool, logger: Logger) {
+        self.runtime = runtime
+        self.secrets = secrets
+        self.webhookSender = webhookSender
+        self.restrictToPublicAddresses = restrictToPublicAddresses
+        self.logger = logger
+    }
+
+    func attempt(_ job: DeliveryJob, channel: ChannelDefinition, snapshotVersion: String) async -> [ProviderTry] {
+        if channel.providers.isEmpty {
+            let started = Date()
+            let result = await attemptBuiltinWebhook(job, channel: channel)
+            return [ProviderTry(provider: "builtin-webhook", startedAt: started, finishedAt: Date(), result: result)]
+        }
+        let providers: [ProviderClient]
+        do {
+            providers = try clients(for: channel, version: snapshotVersion)
+        } catch {
+            return [ProviderTry(provider: "config", startedAt: Date(), finishedAt: Date(), result: ProviderResult(
+                outcome: .permanentFailure, error: "the channel's providers could not be prepared: \(error)"))]
+        }
+        var tries: [ProviderTry] = []
+        var sawTransient = false
+        for provider in providers {
+            let started = Date()
+            let result = await provider.attempt(job, recipientField: channel.recipient.name)
+            tries.append(ProviderTry(provider: provider.name, startedAt: started, finishedAt: Date(), result: result))
+            switch result.outcome {
+            case .success, .ambiguous: return tries
+            case .transientFailure: sawTransient = true
+            case .permanentFailure: break
+            }
+        }
+        // Every provider failed. If any of them may work later, the delivery is worth retrying.
+        if sawTransient, var last = tries.last, last.result.outcome == .permanentFailure {
+            last.result.outcome = .transientFailure
+            tries[tries.count - 1] = last
+        }
+        return tries
+    }
+
+    private func clients(for channel: ChannelDefinition, version: String) throws -> [ProviderClient] {
+        if let cached = clients.withLock({ $0.version == version ? $0.byChannel[channel.name] : nil }) { return cached }
+        let built = try channel.providers.map {
+            try ProviderClient(
+                spec: $0, runtime: runtime, secrets: secrets, restrictToPublicAddresses: restrictToPublicAddresses,
+                timeout: channel.timeout, logger: logger)
+        }
+        clients.withLock { state in
+            if state.version != version { state = (version, [:]) }
+            state.byChannel[channel.name] = built
+        }
+        return built
+    }
+
+    private func attemptBuiltinWebhook(_ job: DeliveryJob, channel: ChannelDefinition) async -> ProviderResult {
+        do {
+            var sender = webhookSender
+            sender.timeout = channel.timeout
+            let request = try sender.request(for: job, recipientField: channel.recipient.name)
+            let response = try await runtime.execute(request)
+            return ResponseClassifier.classify(response, rules: HTTPProviderSpec.ResponseRules())
+        } catch {
+            return ResponseClassifier.classify(error)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import HeraldBroker
+import HeraldConfig
+import HeraldCore
+import HeraldHTTPRuntime
+import HeraldMessaging
+import HeraldProviders
+import HeraldStore
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+public struct WorkerConfiguration: Sendable {
+    public var postgresURL: String
+    public var amqpURL: String
+    /// Names this replica in the attempt log. Default: host name and process id.
+    public var workerName: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    /// Standard Webhooks secret (`whsec_…`) for the built-in webhook channel; unsigned when nil.
+    public var webhookSecret: String?
+    /// Lets providers reach loopback and private addresses. Only for local development and tests.
+    public var allowPrivateTargets: Bool = false
+    /// Outcomes per commit. Default 256.
+    public var recordBatchSize: Int = 256
+    public var postgresConnections: Int = 8
+    public var secrets = SecretResolver()
+
+    public init(postgresURL: String, amqpURL: String) {
+        self.postgresURL = postgresURL
+        self.amqpURL = amqpURL
+    }
+}
+
+/// Which channels a worker process serves.
+public enum ChannelSelection: Sendable, Hashable {
+    /// These, as named on the command line.
+    case named([String])
+    /// Every configured channel, including channels a reload adds.
+    case all
+
+    func channels(in registry: ChannelRegistry) -> [String] {
+        switch self {
+        case .named(let names): names
+        case .all: registry.names
+        }
+    }
+}
+
+/// What every channel worker of a process shares.
+struct WorkerShared: Sendable {
+    let publisher: BrokerPublisher
+    let recorder: GroupCommitter<OutcomeRecord, Void>
+    let attempter: DeliveryAttempter
+    let workerName: String
+}
+
+public struct WorkerBuildError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// Builds a worker process: one consumer per served channel, sharing a PostgreSQL pool, a
+/// publisher (retries, fallbacks, dead letters), the libcurl runtime and the outcome committer.
+/// Services are in start order; shutdown runs in reverse, so consumers stop before what they use.
+public func buildWorker(
+    channels selection: ChannelSelection, config: ConfigStore, loader: ConfigLoader? = nil,
+    configuration: WorkerConfiguration, logger: Logger
+) throws -> [any Service] {
+    let registry = config.snapshot.registry
+    let unknown = selection.channels(in: registry).filter { registry[$0] == nil }
+    guard unknown.isEmpty else {
+        throw WorkerBuildError(description: "unknown channel(s) \(unknown.joined(separator: ", ")); configured: \(registry.names.joined(separator: ", "))")
+    }
+    var postgresConfiguration = try PostgresClient.Configuration(url: configuration.postgresURL)
+    postgresConfiguration.options.maximumConnections = configuration.postgresConnections
+    let postgres = PostgresClient(configuration: postgresConfiguration, backgroundLogger: logger)
+    let store = NotificationStore(client: postgres, logger: logger)
+    let endpoint = try AMQPEndpoint(url: configuration.amqpURL)
+    // The publisher declares every channel's queues: fallbacks publish to channels this process doesn't consume.
+    let publisher = BrokerPublisher(endpoint: endpoint, topology: DeliveryTopology.topology(for: registry), logger: logger)
+    var runtimeConfiguration = CurlRuntime.Configuration()
+    runtimeConfiguration.maxConcurrentTransfers = max(64, registry.channels.values.map(\.concurrency).reduce(0, +))
+    let runtime = CurlRuntime(configuration: runtimeConfiguration, logger: logger)
+    let recorder = GroupCommitter<OutcomeRecord, Void>(
+        maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, logger: logger
+    ) { batch in
+        try await store.recordOutcomes(batch)
+        return Array(repeating: (), count: batch.count)
+    }
+    let webhookSender = WebhookSender(
+        signer: try configuration.webhookSecret.map { try WebhookSigner(secret: $0) }, timeout: .seconds(15),
+        restrictToPublicAddresses: !configuration.allowPrivateTargets)
+    let shared = WorkerShared(
+        publisher: publisher, recorder: recorder,
+        attempter: DeliveryAttempter(
+            runtime: runtime, secrets: configuration.secrets, webhookSender: webhookSender,
+            restrictToPublicAddresses: !configuration.allowPrivateTargets, logger: logger),
+        workerName: configuration.workerName)
+    let supervisor = WorkerSupervisor(
+        selection: selection, config: config, endpoint: endpoint, shared: shared, logger: logger)
+    var services: [any Service] = [postgres, publisher, runtime, recorder, supervisor]
+    if let loader {
+        services.append(ConfigReloader(loader: loader, store: config, logger: logger) { snapshot in
+            do {
+                try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry))
+            } catch {
+                logger.error("declaring the reloaded channels' queues failed", metadata: ["error": "\(error)"])
+            }
+            supervisor.configurationChanged(snapshot)
+        })
+    }
+    return services
+}
+
+/// Runs one consumer and one `ChannelWorker` per served channel, and starts new ones when a reload
+/// adds channels (with `--all`).
+final class WorkerSupervisor: Service, Sendable {
+    let selection: ChannelSelection
+    let config: ConfigStore
+    let endpoint: AMQPEndpoint
+    let shared: WorkerShared
+    let logger: Logger
+    private let updates: AsyncStream<ConfigSnapshot>
+    private let updatesContinuation: AsyncStream<ConfigSnapshot>.Continuation
+
+    init(selection: ChannelSelection, config: ConfigStore, endpoint: AMQPEndpoint, shared: WorkerShared, logger: Logger) {
+        self.selection = selection
+        self.config = config
+        self.endpoint = endpoint
+        self.shared = shared
+        self.logger = logger
+        (updates, updatesContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4))
+    }
+
+    func configurationChanged(_ snapshot: ConfigSnapshot) {
+        updatesContinuation.yield(snapshot)
+    }
+
+    func run() async throws {
+        var running = Set<String>()
+        await withDiscardingTaskGroup { group in
+            func start(_ snapshot: ConfigSnapshot) {
+                for name in selection.channels(in: snapshot.registry) where !running.contains(name) {
+                    guard let channel = snapshot.registry[name] else { continue }
+                    running.insert(name)
+                    let topology = DeliveryTopology.topology(for: channel)
+                    // Prefetch twice the slots: a slot finds its next message waiting, and no more sits unacked.
+                    let consumer = BrokerConsumer(
+                        endpoint: endpoint, queue: DeliveryTopology.workQueue(name),
+                        prefetch: UInt16(clamping: channel.concurrency * 2), topology: topology, logger: logger)
+                    let worker = ChannelWorker(channelName: name, config: config, consumer: consumer, shared: shared, logger: logger)
+                    group.addTask {
+                        do { try await consumer.run() } catch { self.logger.error("consumer failed", metadata: ["error": "\(error)"]) }
+                    }
+                    group.addTask {
+                        do { try await worker.run() } catch { self.logger.error("worker failed", metadata: ["error": "\(error)"]) }
+                    }
+                }
+            }
+            start(config.snapshot)
+            for await snapshot in updates.cancelOnGracefulShutdown() {
+                start(snapshot)
+            }
+        }
+    }
+}

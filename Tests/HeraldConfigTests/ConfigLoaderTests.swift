@@ -1,0 +1,177 @@
+import Foundation
+import HeraldConfig
+import HeraldCore
+import Testing
+
+/// A throwaway configuration directory.
+struct ConfigDirectory: ~Copyable {
+    let path: String
+
+    init(_ files: [String: String]) throws {
+        path = NSTemporaryDirectory() + "herald-config-\(UUID().uuidString)"
+        for (name, contents) in files {
+            let file = (path as NSString).appendingPathComponent(name)
+            try FileManager.default.createDirectory(
+                atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try contents.write(toFile: file, atomically: true, encoding: .utf8)
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func load() -> Result<ConfigSnapshot, ConfigErrors> { ConfigLoader(directory: path).load() }
+
+    func errors() -> [String] {
+        guard case .failure(let errors) = load() else { return [] }
+        return errors.errors.map(\.description)
+    }
+}
+
+let goodChannel = """
+    name: sms
+    recipient: phone
+    concurrency: 8
+    rate_limit: 30/s
+    retry: no-duplicates
+    timeout: 5s
+    providers:
+      - name: twilio
+        kind: http
+        url: "https://api.twilio.com/2010-04-01/Accounts/{{secrets.SID}}/Messages.json"
+        auth: {type: basic, username: "{{secrets.SID}}", password: "{{secrets.TOKEN}}"}
+        body:
+          form: {To: "{{to.phone}}", Body: "{{message.text}}"}
+        response: {success: [200-299], transient: [429, 500-599], message_id: sid}
+
+    """
+
+let goodPolicies = """
+    policies:
+      no-duplicates: {max_attempts: 3, initial_delay: 2s, multiplier: 3, max_delay: 1m, retry_ambiguous: false}
+
+    """
+
+@Suite struct ConfigLoaderTests {
+    @Test func loadsAGoodDirectory() throws {
+        let directory = try ConfigDirectory([
+            "channels.d/sms.yaml": goodChannel, "retry-policies.yaml": goodPolicies,
+            "templates/hello.yaml": """
+                id: hello
+                default_locale: en
+                locales:
+                  en: {sms: {text: "Hello {{data.name}}"}}
+                  ru: {sms: {text: "Привет, {{data.name}}"}}
+                """,
+            "routing.yaml": """
+                rules:
+                  - {name: rich, match: {data.amount: {$gt: 1000}}, channels: [sms], strategy: fallback}
+                """,
+        ])
+        let snapshot = try directory.load().get()
+        let sms = try #require(snapshot.registry["sms"])
+        #expect(sms.category == .sms)
+        #expect(sms.recipient == RecipientField(name: "phone", format: .phone))
+        #expect(sms.rateLimit == RateLimit(count: 30, per: .seconds(1)))
+        #expect(sms.retry.name == "no-duplicates")
+        #expect(sms.retry.retryAmbiguous == false)
+        #expect(sms.timeout == .seconds(5))
+        #expect(sms.providers.map(\.name) == ["twilio"])
+        guard case .http(let http)? = sms.providers.first?.transport else {
+            Issue.record("expected an http provider")
+            return
+        }
+        #expect(http.response.messageIDPath == "sid")
+        #expect(http.response.transient.contains(503))
+        #expect(!http.response.transient.contains(404))
+        #expect(snapshot.templates["hello"]?.locale(for: "ru-RU") == "ru")
+        #expect(snapshot.templates["hello"]?.locale(for: "de") == "en")
+        #expect(snapshot.rules.map(\.name) == ["rich"])
+        #expect(snapshot.version.count == 12)
+    }
+
+    @Test func theVersionFollowsTheFiles() throws {
+        let first = try ConfigDirectory(["channels.d/sms.yaml": goodChannel, "retry-policies.yaml": goodPolicies])
+        let same = try ConfigDirectory(["channels.d/sms.yaml": goodChannel, "retry-policies.yaml": goodPolicies])
+        let other = try ConfigDirectory([
+            "channels.d/sms.yaml": goodChannel.replacingOccurrences(of: "concurrency: 8", with: "concurrency: 9"),
+            "retry-policies.yaml": goodPolicies,
+        ])
+        #expect(try first.load().get().version == same.load().get().version)
+        #expect(try first.load().get().version != other.load().get().version)
+    }
+
+    @Test func namesFileLineAndColumnOfEachError() throws {
+        let directory = try ConfigDirectory([
+            "retry-policies.yaml": goodPolicies,
+            "channels.d/a.yaml": """
+                name: sms
+                recipient: phone
+                concurency: 8
+                retry: never
+                timeout: soon
+                providers:
+                  - name: twilio
+                    kind: http
+                    url: "https://x.test/{{{to.phone}}}"
+                    body: {form: {To: "{{to.phone"}}
+
+                """,
+        ])
+        #expect(directory.errors() == [
+            "channels.d/a.yaml:3:1: unknown key 'concurency' in a channel (did you mean 'concurrency'?); expected one of: name, category, recipient, recipient_format, concurrency, rate_limit, retry, timeout, providers",
+            "channels.d/a.yaml:5:10: timeout must be a duration such as 250ms, 10s, 5m or 1h",
+            "channels.d/a.yaml:4:8: unknown retry policy 'never'; defined: no-duplicates, standard",
+            "channels.d/a.yaml:9:26: '{{{' switches escaping off and is not allowed; write '{{name}}': Herald escapes for the target",
+            "channels.d/a.yaml:10:24: this '{{' tag is not closed with '}}'",
+        ])
+    }
+
+    @Test func yamlSyntaxErrorsAndDuplicatesAreLocated() throws {
+        let directory = try ConfigDirectory([
+            "channels.d/broken.yaml": "name: sms\nrecipient: [phone\n",
+            "channels.d/one.yaml": goodChannel.replacingOccurrences(of: "retry: no-duplicates\n", with: ""),
+            "channels.d/two.yaml": goodChannel.replacingOccurrences(of: "retry: no-duplicates\n", with: ""),
+            "channels.d/dupkey.yaml": "name: x\nname: y\n",
+        ])
+        let errors = directory.errors()
+        #expect(errors.count == 3)
+        #expect(errors.contains { $0.hasPrefix("channels.d/broken.yaml:3:1: YAML syntax error") })
+        #expect(errors.contains { $0.hasPrefix("channels.d/dupkey.yaml:") && $0.contains("duplicate key 'name'") })
+        #expect(errors.contains("channels.d/two.yaml:1:7: channel 'sms' is already defined at channels.d/one.yaml:1:7"))
+    }
+
+    @Test func referencesMustResolve() throws {
+        let directory = try ConfigDirectory([
+            "channels.d/sms.yaml": goodChannel, "retry-policies.yaml": goodPolicies,
+            "routing.yaml": """
+                rules:
+                  - name: r
+                    match: {data.amount: {$gtx: 1}}
+                    channels: [sms, pigeon]
+                    strategy: sometimes
+
+                """,
+            "templates/t.yaml": """
+                id: t
+                default_locale: de
+                locales:
+                  en: {sms: {text: hi, subject: nope}}
+
+                """,
+        ])
+        #expect(directory.errors() == [
+            "templates/t.yaml:4:24: unknown key 'subject' in the sms part of locale 'en'; expected one of: text, text_file",
+            "templates/t.yaml:2:17: default_locale 'de' is not one of the locales: en",
+            "routing.yaml:3:12: invalid match filter: invalid filter at data.amount.$gtx: unknown operator '$gtx'",
+            "routing.yaml:4:21: unknown channel 'pigeon'; defined: sms",
+            "routing.yaml:5:15: strategy must be 'all' or 'fallback', not 'sometimes'",
+        ])
+    }
+
+    @Test func aMissingDirectoryPartIsEmptyNotAnError() throws {
+        let directory = try ConfigDirectory([:])
+        let snapshot = try directory.load().get()
+        #expect(snapshot.registry.names.isEmpty)
+        #expect(snapshot.policies.keys.sorted() == ["standard"])
+    }
+}

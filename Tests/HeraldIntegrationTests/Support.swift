@@ -1,0 +1,103 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Where the real servers are: the environment `scripts/test` sets, or the local defaults.
+enum TestServers {
+    static let environment = ProcessInfo.processInfo.environment
+    static let postgresURL = environment["HERALD_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:15432/herald_test"
+    static let amqpURL = environment["HERALD_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+
+    static var logger: Logger {
+        var logger = Logger(label: "herald.test")
+        logger.logLevel = environment["HERALD_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+        return logger
+    }
+
+    /// Runs `body` with a connected client on a migrated test database.
+    static func withDatabase<T: Sendable>(_ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        let client = PostgresClient(configuration: try .init(url: postgresURL), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            try await Migrations.migrate(client: client, logger: logger)
+            let result = try await body(client)
+            group.cancelAll()
+            return result
+        }
+    }
+
+    /// A channel name no other test run shares, so queues don't mix.
+    static func uniqueChannelName(_ prefix: String) -> String {
+        "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+}
+
+/// A real HTTP endpoint on 127.0.0.1 standing in for a webhook receiver. It records every request and
+/// answers with the statuses it is scripted with (then 200).
+final class WebhookReceiver: Sendable {
+    struct Received: Sendable {
+        var path: String
+        var headers: [String: String]
+        var body: [UInt8]
+    }
+
+    private let scriptedStatuses: Mutex<[Int]>
+    private let received = Mutex<[Received]>([])
+    private let boundPort = Mutex<Int?>(nil)
+
+    init(statuses: [Int] = []) {
+        scriptedStatuses = Mutex(statuses)
+    }
+
+    var requests: [Received] { received.withLock { $0 } }
+    var port: Int? { boundPort.withLock { $0 } }
+    var url: String { "http://127.0.0.1:\(port ?? 0)/hooks/test" }
+
+    var application: some ApplicationProtocol {
+        let router = Router()
+        router.post("/**") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName] = field.value }
+            self.received.withLock { $0.append(Received(path: request.uri.path, headers: headers, body: Array(buffer: body))) }
+            let status = self.scriptedStatuses.withLock { $0.isEmpty ? 200 : $0.removeFirst() }
+            return Response(status: .init(code: status))
+        }
+        return Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in self.boundPort.withLock { $0 = channel.localAddress?.port } },
+            logger: TestServers.logger)
+    }
+
+    /// Waits until the server has a port.
+    func waitUntilListening() async throws {
+        for _ in 0..<200 where port == nil { try await Task.sleep(for: .milliseconds(10)) }
+        guard port != nil else { throw TestTimeout(what: "the webhook receiver to listen") }
+    }
+}
+
+struct TestTimeout: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+/// Polls `probe` until it returns a value, or fails after `timeout`.
+func eventually<T: Sendable>(
+    timeout: Duration = .seconds(20), _ what: String, probe: @Sendable () async throws -> T?
+) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if let value = try await probe() { return value }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw TestTimeout(what: what)
+}

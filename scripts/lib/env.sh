@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# Herald's shared environment: sourced by every script in scripts/, .ci/ and examples/.
+#
+# Every value can be overridden from the environment; the defaults below are what a developer
+# gets on a fresh checkout. Nothing here starts or installs anything.
+
+# Source once per shell (scripts source each other's libraries).
+if [[ -n "${__HERALD_ENV_SH:-}" ]]; then return 0; fi
+__HERALD_ENV_SH=1
+
+# --- paths ------------------------------------------------------------------------------------
+# The checkout root, from this file's location (scripts/lib/env.sh), whatever the caller's cwd.
+HERALD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+# Runtime state: server data, logs, the Python venv, reports. Git-ignored (.run/).
+HERALD_RUN_DIR="${HERALD_RUN_DIR:-$HERALD_ROOT/.run}"
+# Where herald reads channels.d/ and templates/ from.
+HERALD_CONFIG_DIR="${HERALD_CONFIG_DIR:-$HERALD_ROOT}"
+
+# --- ports ------------------------------------------------------------------------------------
+HERALD_PG_PORT="${HERALD_PG_PORT:-15432}"                 # PostgreSQL 15
+HERALD_AMQP_PORT="${HERALD_AMQP_PORT:-5672}"              # RabbitMQ AMQP 0-9-1
+HERALD_AMQP_DIST_PORT="${HERALD_AMQP_DIST_PORT:-25672}"   # RabbitMQ inter-node / CLI (Erlang dist)
+HERALD_AMQP_MGMT_PORT="${HERALD_AMQP_MGMT_PORT:-15672}"   # RabbitMQ management UI/API (optional)
+HERALD_EPMD_PORT="${HERALD_EPMD_PORT:-4369}"              # Erlang port mapper (shared by nodes)
+HERALD_HTTP_PORT="${HERALD_HTTP_PORT:-8080}"              # herald gateway HTTP API
+HERALD_SINK_PORT="${HERALD_SINK_PORT:-9099}"              # example webhook sink (herald sink)
+
+# Enable RabbitMQ's management plugin (UI + HTTP API on $HERALD_AMQP_MGMT_PORT)? It adds ~3 s to
+# a cold start and ~50 MB of memory, so it is on for developers and off in CI.
+if [[ -z "${HERALD_RABBITMQ_MANAGEMENT:-}" ]]; then
+  if [[ "${CI:-}" == "true" ]]; then HERALD_RABBITMQ_MANAGEMENT=0; else HERALD_RABBITMQ_MANAGEMENT=1; fi
+fi
+
+# --- connection URLs --------------------------------------------------------------------------
+HERALD_POSTGRES_URL="${HERALD_POSTGRES_URL:-postgres://postgres@127.0.0.1:$HERALD_PG_PORT/herald}"
+# scripts/test points HERALD_POSTGRES_URL at this one, so tests never touch the dev database.
+HERALD_TEST_POSTGRES_URL="${HERALD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:$HERALD_PG_PORT/herald_test}"
+HERALD_AMQP_URL="${HERALD_AMQP_URL:-amqp://guest:guest@127.0.0.1:$HERALD_AMQP_PORT/}"
+
+export HERALD_ROOT HERALD_RUN_DIR HERALD_CONFIG_DIR \
+  HERALD_PG_PORT HERALD_AMQP_PORT HERALD_AMQP_DIST_PORT HERALD_AMQP_MGMT_PORT HERALD_EPMD_PORT \
+  HERALD_HTTP_PORT HERALD_SINK_PORT HERALD_RABBITMQ_MANAGEMENT \
+  HERALD_POSTGRES_URL HERALD_TEST_POSTGRES_URL HERALD_AMQP_URL
+
+# --- toolchain --------------------------------------------------------------------------------
+# Swift lives in /opt/swift on these machines and is not always on PATH.
+if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
+  export PATH="/opt/swift/usr/bin:$PATH"
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+# --- helpers ----------------------------------------------------------------------------------
+# say "message": progress for humans, on stderr so it never mixes into captured output.
+# Never fails: a clean-up must go on even when the terminal or a `| tee` is already gone.
+say()  { printf '[herald] %s\n' "$*" >&2 || true; }
+warn() { printf '[herald] warning: %s\n' "$*" >&2 || true; }
+die()  { printf '[herald] error: %s\n' "$*" >&2 || true; exit 1; }
+
+# port_listening PORT: true when something listens on 127.0.0.1:PORT (or on all addresses).
+port_listening() {
+  ss -Htln "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# pg_answers: true when a PostgreSQL server accepts connections on 127.0.0.1:$HERALD_PG_PORT.
+pg_answers() {
+  pg_isready -q -h 127.0.0.1 -p "$HERALD_PG_PORT" -U postgres -d postgres -t 2 >/dev/null 2>&1
+}
+
+# amqp_answers: true when something listens on the AMQP port.
+amqp_answers() {
+  port_listening "$HERALD_AMQP_PORT"
+}
+
+# swift_build_flags: the flags for `swift build`/`swift test` common to all scripts.
+# HERALD_BUILD=debug|release picks the configuration; HERALD_SCRATCH_PATH a build folder other
+# than .build (name it .build-NAME so git ignores it).
+swift_build_flags() {
+  local flags=(-c "${HERALD_BUILD:-debug}")
+  if [[ -n "${HERALD_SCRATCH_PATH:-}" ]]; then flags+=(--scratch-path "$HERALD_SCRATCH_PATH"); fi
+  printf '%s\n' "${flags[@]}"
+}
