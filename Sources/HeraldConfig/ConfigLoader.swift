@@ -27,9 +27,16 @@ public struct ConfigLoader: Sendable {
         var channels: [ChannelDefinition] = []
         var channelLocations: [String: String] = [:]
         for file in yamlFiles(in: Self.channelsFolder, diagnostics: diagnostics) {
+            let errorsBefore = diagnostics.errors.count
             guard let document = readDocument(file, optional: false, diagnostics: diagnostics, hasher: &hasher),
                 let (channel, nameValue) = parseChannel(document, policies: policies)
-            else { continue }
+            else {
+                // Never drop a file silently: if no error says why, say that it was not understood.
+                if diagnostics.errors.count == errorsBefore {
+                    diagnostics.error(file, line: 1, column: 1, "the channel could not be read")
+                }
+                continue
+            }
             if let first = channelLocations[channel.name] {
                 nameValue.error("channel '\(channel.name)' is already defined at \(first)")
                 continue
@@ -191,13 +198,14 @@ public struct ConfigLoader: Sendable {
                 recipient.map(Self.defaultCategory)
             }
         let concurrency = channel["concurrency"].map { $0.int("concurrency", in: 1...4096) } ?? 16
-        let rateLimit: RateLimit?? = channel["rate_limit"].map { value in
+        // nil: invalid (error recorded); .some(nil): no limit.
+        let rateLimit: RateLimit?? = channel["rate_limit"].map { value -> RateLimit?? in
             guard let text = value.string("rate_limit"), let limit = Self.parseRate(text) else {
                 value.error("rate_limit must look like 30/s, 600/m or 5000/h")
-                return nil
+                return .none
             }
-            return limit
-        }
+            return .some(limit)
+        } ?? .some(nil)
         let timeout = channel["timeout"].map { $0.duration("timeout") } ?? .seconds(15)
         var retry: RetryPolicy? = policies["standard"]
         if let value = channel["retry"], let policyName = value.string("retry") {
@@ -211,7 +219,11 @@ public struct ConfigLoader: Sendable {
             if list.isEmpty { channel["providers"]?.error("providers must list at least one provider") }
             var seen = Set<String>()
             for item in list {
-                guard let provider = ProviderParser.parse(item) else { continue }
+                let errorsBefore = item.diagnostics.errors.count
+                guard let provider = ProviderParser.parse(item) else {
+                    if item.diagnostics.errors.count == errorsBefore { item.error("the provider could not be read") }
+                    continue
+                }
                 if !seen.insert(provider.name).inserted {
                     item.error("provider '\(provider.name)' is listed twice")
                     continue

@@ -24,19 +24,26 @@ public final class ConfigStore: Sendable {
 /// Re-reads the configuration directory on SIGHUP. A directory with any error never replaces the
 /// snapshot in force: the errors are logged and counted, and the old configuration keeps serving.
 public final class ConfigReloader: Service, Sendable {
+    public typealias Preparation = @Sendable (ConfigSnapshot) async throws -> Void
     public typealias Listener = @Sendable (ConfigSnapshot) async -> Void
 
     private let loader: ConfigLoader
     private let store: ConfigStore
+    private let prepare: Preparation?
     private let listener: Listener?
     private let logger: Logger
     private let successes = Counter(label: "herald_config_reloads_total")
     private let failures = Counter(label: "herald_config_reload_failures_total")
 
-    /// `listener` runs after each successful swap (declare new queues, start new consumers…).
-    public init(loader: ConfigLoader, store: ConfigStore, logger: Logger, listener: Listener? = nil) {
+    /// `prepare` runs before a valid snapshot is swapped in (declare the queues of new channels, so
+    /// nothing is routed to a queue that doesn't exist yet); if it throws, the reload is refused.
+    /// `listener` runs after the swap (start consumers for new channels…).
+    public init(
+        loader: ConfigLoader, store: ConfigStore, logger: Logger, prepare: Preparation? = nil, listener: Listener? = nil
+    ) {
         self.loader = loader
         self.store = store
+        self.prepare = prepare
         self.listener = listener
         self.logger = logger
     }
@@ -52,7 +59,15 @@ public final class ConfigReloader: Service, Sendable {
     @discardableResult
     public func reload() async -> Result<ConfigSnapshot, ConfigErrors> {
         let previous = store.snapshot.version
-        let result = loader.load()
+        var result = loader.load()
+        if case .success(let snapshot) = result, let prepare {
+            do {
+                try await prepare(snapshot)
+            } catch {
+                result = .failure(ConfigErrors(errors: [ConfigError(
+                    file: "", line: 0, column: 0, message: "the new configuration could not be prepared: \(error)")]))
+            }
+        }
         switch result {
         case .success(let snapshot):
             store.replace(with: snapshot)

@@ -64,8 +64,9 @@ enum ProviderParser {
                 }
             }
         }
-        let auth: HTTPProviderSpec.Auth?? = provider["auth"].map(parseAuth)
-        let body: HTTPProviderSpec.Body?? = provider["body"].map(parseBody)
+        // nil: invalid (error recorded); .some(nil): not given.
+        let auth: HTTPProviderSpec.Auth?? = provider["auth"].map { parseAuth($0).map(Optional.some) } ?? .some(nil)
+        let body: HTTPProviderSpec.Body?? = provider["body"].map { parseBody($0).map(Optional.some) } ?? .some(nil)
         let response = provider["response"].map(parseResponse) ?? HTTPProviderSpec.ResponseRules()
         guard let name, let method, let url, let auth, let body, let response else { return nil }
         return ProviderSpec(

@@ -69,13 +69,9 @@ public func buildGateway(
 
     var services: [any Service] = [postgres, publisher, relay, committer]
     if let loader {
-        services.append(ConfigReloader(loader: loader, store: config, logger: logger) { snapshot in
-            do {
-                try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry))
-            } catch {
-                logger.error("declaring the reloaded channels' queues failed", metadata: ["error": "\(error)"])
-            }
-        })
+        services.append(ConfigReloader(loader: loader, store: config, logger: logger, prepare: { snapshot in
+            try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry))
+        }))
     }
     let api = NotificationAPI(
         config: config, components: components,

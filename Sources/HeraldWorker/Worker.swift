@@ -99,14 +99,10 @@ public func buildWorker(
         selection: selection, config: config, endpoint: endpoint, shared: shared, logger: logger)
     var services: [any Service] = [postgres, publisher, runtime, recorder, supervisor]
     if let loader {
-        services.append(ConfigReloader(loader: loader, store: config, logger: logger) { snapshot in
-            do {
-                try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry))
-            } catch {
-                logger.error("declaring the reloaded channels' queues failed", metadata: ["error": "\(error)"])
-            }
-            supervisor.configurationChanged(snapshot)
-        })
+        services.append(ConfigReloader(
+            loader: loader, store: config, logger: logger,
+            prepare: { snapshot in try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry)) },
+            listener: { snapshot in supervisor.configurationChanged(snapshot) }))
     }
     return services
 }

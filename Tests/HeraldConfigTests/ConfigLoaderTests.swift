@@ -168,6 +168,32 @@ let goodPolicies = """
         ])
     }
 
+    @Test func aMinimalChannelGetsTheDefaults() throws {
+        let directory = try ConfigDirectory([
+            "channels.d/hook.yaml": """
+                name: hook
+                recipient: webhook_url
+                providers:
+                  - {name: receiver, kind: http, url: "{{to.webhook_url}}", body: {json: {text: "{{message.text}}"}}}
+
+                """,
+        ])
+        let hook = try #require(try directory.load().get().registry["hook"])
+        #expect(hook.category == .webhook)
+        #expect(hook.recipient.format == .url)
+        #expect(hook.concurrency == 16)
+        #expect(hook.rateLimit == nil)
+        #expect(hook.timeout == .seconds(15))
+        #expect(hook.retry == .standard)
+        guard case .http(let http)? = hook.providers.first?.transport else {
+            Issue.record("expected the http provider, got \(hook.providers)")
+            return
+        }
+        #expect(http.method == "POST")
+        #expect(http.auth == nil)
+        #expect(http.url.source == "{{to.webhook_url}}")
+    }
+
     @Test func aMissingDirectoryPartIsEmptyNotAnError() throws {
         let directory = try ConfigDirectory([:])
         let snapshot = try directory.load().get()

@@ -54,7 +54,7 @@ import Testing
     @Test func jobsRoundTrip() throws {
         let job = DeliveryJob(
             deliveryID: .timeOrdered(), notificationID: .timeOrdered(), channel: "webhook", attempt: 2,
-            to: ["webhook_url": "https://x.test/"], message: .init(text: "\"quoted\" <b>"), metadata: ["k": [1, nil]],
+            to: ["webhook_url": "https://x.test/"], message: .init(text: "\"quoted\" <b>"), metadata: ["k": [1, .null]],
             acceptedAt: Date(timeIntervalSince1970: 1_700_000_000.123))
         #expect(try DeliveryJob.decode(job.encoded()) == job)
     }

@@ -11,7 +11,7 @@ enum Fixtures {
         ],
         2: [
             "channel": "email", "to": ["email": "Bob@Example.com"], "priority": 1, "amount": 10, "tags": ["billing"],
-            "data": ["items": [["sku": "C3", "qty": 5]], "country": "FR"], "active": false, "note": nil,
+            "data": ["items": [["sku": "C3", "qty": 5]], "country": "FR"], "active": false, "note": .null,
         ],
         3: [
             "channel": "webhook", "priority": 10.0, "amount": -3, "tags": [], "data": ["country": "de"],
@@ -22,7 +22,7 @@ enum Fixtures {
             "note": "e\u{301}cole",  // decomposed é
         ],
         5: [
-            "channel": "Email", "priority": nil, "amount": 1e20, "tags": ["URGENT", nil],
+            "channel": "Email", "priority": .null, "amount": 1e20, "tags": ["URGENT", .null],
             "nested": ["a": ["b": ["c": [1, 2, 3]]]], "note": "\u{E9}cole",  // precomposed é
         ],
         6: [:],
@@ -32,7 +32,7 @@ enum Fixtures {
             "weird": ["-1": "neg", " 1": "space", "01": "zero-one"], "arr": ["a", "b", "c"],
         ],
         8: [
-            "channel": "sms\n", "priority": 0.5, "amount": 0.1, "tags": ["a.b"], "to": ["phone": nil],
+            "channel": "sms\n", "priority": 0.5, "amount": 0.1, "tags": ["a.b"], "to": ["phone": .null],
             "data": ["items": [["sku": "A1", "qty": 2.0]], "meta": ["k": [1, 2]]],
         ],
     ]

@@ -17,7 +17,7 @@ struct FilterSQLTests {
         ]),
         (2, [
             "channel": "email", "to": ["email": "Bob@Example.com"], "priority": 1, "amount": 10, "tags": ["billing"],
-            "data": ["items": [["sku": "C3", "qty": 5]], "country": "FR"], "active": false, "note": nil,
+            "data": ["items": [["sku": "C3", "qty": 5]], "country": "FR"], "active": false, "note": .null,
         ]),
         (3, [
             "channel": "webhook", "priority": 10.0, "amount": -3, "tags": [], "data": ["country": "de"],
@@ -28,7 +28,7 @@ struct FilterSQLTests {
             "note": "e\u{301}cole",
         ]),
         (5, [
-            "channel": "Email", "priority": nil, "amount": 1e20, "tags": ["URGENT", nil],
+            "channel": "Email", "priority": .null, "amount": 1e20, "tags": ["URGENT", .null],
             "nested": ["a": ["b": ["c": [1, 2, 3]]]], "note": "\u{E9}cole",
         ]),
         (6, [:]),
@@ -38,7 +38,7 @@ struct FilterSQLTests {
             "weird": ["-1": "neg", " 1": "space", "01": "zero-one"], "arr": ["a", "b", "c"],
         ]),
         (8, [
-            "channel": "sms\n", "priority": 0.5, "amount": 0.1, "tags": ["a.b"], "to": ["phone": nil],
+            "channel": "sms\n", "priority": 0.5, "amount": 0.1, "tags": ["a.b"], "to": ["phone": .null],
             "data": ["items": [["sku": "A1", "qty": 2.0]], "meta": ["k": [1, 2]]],
         ]),
         (9, [
@@ -374,7 +374,7 @@ extension FilterSQLTests {
             "channel.0", "to.phone.0", "weird.-1", "arr.-1",
         ]
         static let literals: [JSONValue] = [
-            nil, true, false, 0, 1, 2, 5, 7, 10, 10.5, 0.5, 0.1, -3, 1e20, .integer(Int64.max), "sms", "urgent",
+            .null, true, false, 0, 1, 2, 5, 7, 10, 10.5, 0.5, 0.1, -3, 1e20, .integer(Int64.max), "sms", "urgent",
             "billing", "a", "e", "x", "high", "Email", "+15550002", "A1", [], ["urgent"], [7, 8], [1, 2, 3],
             ["phone": "+15550002"], "o'brien",
         ]

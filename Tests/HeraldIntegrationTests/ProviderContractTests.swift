@@ -479,10 +479,7 @@ final class StandinProcess: @unchecked Sendable {
         return StandinProcess(process: process, port: port)
     }
 
-    func stop() {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-    }
+    func stop() { stopProcess(process) }
 
     func call(_ method: String, _ path: String, _ body: JSONValue? = nil) async throws -> Data {
         var request = URLRequest(url: URL(string: baseURL + path)!)
@@ -544,10 +541,7 @@ final class SMTPPeer: @unchecked Sendable {
         return peer
     }
 
-    func stop() {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-    }
+    func stop() { stopProcess(process) }
 
     /// The delivered messages as {to, subject, text}, decoded by Python's email package (RFC 2047, MIME).
     func messages() throws -> [JSONValue] {
@@ -570,6 +564,12 @@ final class SMTPPeer: @unchecked Sendable {
             return try JSONDecoder().decode(JSONValue.self, from: data)
         }
     }
+}
+
+/// SIGKILL: a child of a test process may have inherited an ignored SIGTERM (aiosmtpd then never exits).
+func stopProcess(_ process: Process) {
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

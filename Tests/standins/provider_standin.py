@@ -42,6 +42,7 @@ import hmac
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -879,6 +880,8 @@ def main():
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "provider-specs")
     parser.add_argument("--specs", default=default_specs)
     args = parser.parse_args()
+    # A parent that ignores SIGTERM (service runners often do) passes that on: exit on it explicitly.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     SPECS = Specs(args.specs)
     threading.Thread(target=SPECS.load_all, daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
