@@ -232,6 +232,22 @@ public struct NotificationStore: Sendable {
         guard let (createdAt, configVersion, requestText) = header else { return nil }
         let document = try JSONDecoder().decode(JSONValue.self, from: Data(requestText.utf8))
 
+        // Deliveries first, attempts second: an attempt and the status it set are committed together, so
+        // reading in this order never shows a status without the attempt that set it.
+        var deliveries: [StoredDelivery] = []
+        for try await (deliveryID, channel, status, attemptCount, lastError, providerID, created, updated)
+            in try await client.query(
+                """
+                SELECT id, channel, status, attempt_count, last_error, provider_message_id, created_at, updated_at
+                FROM deliveries WHERE notification_id = \(id) ORDER BY created_at, channel
+                """, logger: logger
+            ).decode((UUID, String, String, Int, String?, String?, Date, Date).self)
+        {
+            deliveries.append(StoredDelivery(
+                id: deliveryID, channel: channel, status: DeliveryStatus(rawValue: status) ?? .queued,
+                attemptCount: attemptCount, lastError: lastError, providerMessageID: providerID, createdAt: created,
+                updatedAt: updated, attempts: []))
+        }
         var attemptsByDelivery: [UUID: [StoredAttempt]] = [:]
         for try await (deliveryID, number, started, finished, outcome, httpStatus, error, providerID, worker, provider, duration)
             in try await client.query(
@@ -248,20 +264,7 @@ public struct NotificationStore: Sendable {
                 durationMilliseconds: duration))
         }
 
-        var deliveries: [StoredDelivery] = []
-        for try await (deliveryID, channel, status, attemptCount, lastError, providerID, created, updated)
-            in try await client.query(
-                """
-                SELECT id, channel, status, attempt_count, last_error, provider_message_id, created_at, updated_at
-                FROM deliveries WHERE notification_id = \(id) ORDER BY created_at, channel
-                """, logger: logger
-            ).decode((UUID, String, String, Int, String?, String?, Date, Date).self)
-        {
-            deliveries.append(StoredDelivery(
-                id: deliveryID, channel: channel, status: DeliveryStatus(rawValue: status) ?? .queued,
-                attemptCount: attemptCount, lastError: lastError, providerMessageID: providerID, createdAt: created,
-                updatedAt: updated, attempts: attemptsByDelivery[deliveryID] ?? []))
-        }
+        for index in deliveries.indices { deliveries[index].attempts = attemptsByDelivery[deliveries[index].id] ?? [] }
         return StoredNotification(
             id: id, createdAt: createdAt, configVersion: configVersion, document: document, deliveries: deliveries)
     }

@@ -163,7 +163,7 @@ struct ProviderContractTests {
             }
 
             // SMTP: the message is in the Maildir, subject and text intact.
-            let mail = try await eventually(timeout: .seconds(20), "the mail in the Maildir") { try harness.smtp.messages().first }
+            let mail = try await eventually(timeout: .seconds(20), "the mail in the Maildir") { try await harness.smtp.messages().first }
             #expect(mail["to"]?.stringValue == "itest-smtp@example.com")
             #expect(mail["subject"]?.stringValue == Self.hostileSubject)
             #expect(mail["text"]?.stringValue?.replacingOccurrences(of: "\r\n", with: "\n").hasPrefix(Self.hostileText) == true)
@@ -289,6 +289,10 @@ struct ProviderHarness: Sendable {
             guard let status = document.value(atPath: "deliveries.0.status")?.stringValue,
                 DeliveryStatus(rawValue: status)?.isTerminal == true
             else { return nil }
+            // The status can show before the attempt that set it does: wait for the attempt log to catch up.
+            guard case .integer(let count)? = document.value(atPath: "deliveries.0.attempt_count"),
+                (document.value(atPath: "deliveries.0.attempts")?.arrayValue?.count ?? 0) >= Int(count)
+            else { return nil }
             return document
         }
     }
@@ -298,10 +302,28 @@ struct ProviderHarness: Sendable {
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
 
-        let standin = try StandinProcess.start(python: python, specs: specsDirectory)
-        defer { standin.stop() }
-        let smtp = try await SMTPPeer.start(python: python, maildir: work.appendingPathComponent("maildir"))
-        defer { smtp.stop() }
+        let standin = try await StandinProcess.start(python: python, specs: specsDirectory)
+        let smtp: SMTPPeer
+        do {
+            smtp = try await SMTPPeer.start(python: python, maildir: work.appendingPathComponent("maildir"))
+        } catch {
+            await standin.stop()
+            throw error
+        }
+        do {
+            try await run(standin: standin, smtp: smtp, work: work, body)
+        } catch {
+            await standin.stop()
+            await smtp.stop()
+            throw error
+        }
+        await standin.stop()
+        await smtp.stop()
+    }
+
+    private static func run(
+        standin: StandinProcess, smtp: SMTPPeer, work: URL, _ body: @Sendable (ProviderHarness) async throws -> Void
+    ) async throws {
 
         // Keys the providers' auth needs, and what the stand-in verifies them with.
         let apnsKey = P256.Signing.PrivateKey()
@@ -451,7 +473,7 @@ func startPython(_ python: String, _ arguments: [String], stdout: Any?) throws -
 }
 
 /// `Tests/standins/provider_standin.py`, on a port of its choosing.
-final class StandinProcess: @unchecked Sendable {
+final class StandinProcess: Sendable {
     let process: Process
     let port: Int
     var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -461,7 +483,11 @@ final class StandinProcess: @unchecked Sendable {
         self.port = port
     }
 
-    static func start(python: String, specs: String) throws -> StandinProcess {
+    static func start(python: String, specs: String) async throws -> StandinProcess {
+        try await offCooperativePool { try startBlocking(python: python, specs: specs) }
+    }
+
+    private static func startBlocking(python: String, specs: String) throws -> StandinProcess {
         let script = ProviderHarness.repositoryRoot.appendingPathComponent("Tests/standins/provider_standin.py").path
         let pipe = Pipe()
         let process = try startPython(python, [script, "--port", "0", "--specs", specs], stdout: pipe)
@@ -479,7 +505,7 @@ final class StandinProcess: @unchecked Sendable {
         return StandinProcess(process: process, port: port)
     }
 
-    func stop() { stopProcess(process) }
+    func stop() async { await stopProcess(process) }
 
     func call(_ method: String, _ path: String, _ body: JSONValue? = nil) async throws -> Data {
         var request = URLRequest(url: URL(string: baseURL + path)!)
@@ -510,7 +536,7 @@ final class StandinProcess: @unchecked Sendable {
 }
 
 /// aiosmtpd delivering into a Maildir.
-final class SMTPPeer: @unchecked Sendable {
+final class SMTPPeer: Sendable {
     let process: Process
     let port: Int
     let maildir: URL
@@ -535,16 +561,20 @@ final class SMTPPeer: @unchecked Sendable {
                 return canConnect(port: port) ? true : nil
             }
         } catch {
-            peer.stop()
+            await peer.stop()
             throw error
         }
         return peer
     }
 
-    func stop() { stopProcess(process) }
+    func stop() async { await stopProcess(process) }
 
     /// The delivered messages as {to, subject, text}, decoded by Python's email package (RFC 2047, MIME).
-    func messages() throws -> [JSONValue] {
+    func messages() async throws -> [JSONValue] {
+        try await offCooperativePool { try self.messagesBlocking() }
+    }
+
+    private func messagesBlocking() throws -> [JSONValue] {
         let newDirectory = maildir.appendingPathComponent("new")
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: newDirectory.path)) ?? []).sorted()
         return try files.map { file in
@@ -567,9 +597,17 @@ final class SMTPPeer: @unchecked Sendable {
 }
 
 /// SIGKILL: a child of a test process may have inherited an ignored SIGTERM (aiosmtpd then never exits).
-func stopProcess(_ process: Process) {
+func stopProcess(_ process: Process) async {
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
+    _ = try? await offCooperativePool { process.waitUntilExit() }
+}
+
+/// Runs blocking work (pipes, process exits) on a thread of its own: never on Swift's cooperative
+/// pool, whose two threads on this machine would otherwise stall every other test.
+func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

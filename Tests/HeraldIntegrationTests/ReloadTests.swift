@@ -52,24 +52,6 @@ final class HeraldProcess: Sendable {
     }
 }
 
-/// A free TCP port on 127.0.0.1, found by binding port 0.
-func unusedLocalPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-    }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 /// Configuration as code, live: the real `herald gateway` and `herald worker --all` processes pick up
 /// a channel file dropped into `channels.d/` on SIGHUP, without a restart; a broken file leaves the
 /// previous configuration serving.
@@ -105,7 +87,7 @@ struct ReloadTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try Self.channelFile(name: "\(prefix)-alpha").write(toFile: channels + "/alpha.yaml", atomically: true, encoding: .utf8)
 
-        let port = unusedLocalPort()
+        let port = try freePort()
         let environment = [
             "HERALD_CONFIG_DIR": directory, "HERALD_HTTP_PORT": "\(port)", "HERALD_POSTGRES_URL": TestServers.postgresURL,
             "HERALD_AMQP_URL": TestServers.amqpURL, "HERALD_ALLOW_PRIVATE_TARGETS": "1", "HERALD_LOG_FORMAT": "text",
