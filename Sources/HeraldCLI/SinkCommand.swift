@@ -20,6 +20,8 @@ struct SinkCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
+        // Line-buffered, so `scripts/run` shows each request as it arrives even when stdout is a file.
+        setvbuf(stdout, nil, _IOLBF, 0)
         let logger = Logger(label: "herald.sink")
         let received = Mutex(0)
         let failFirst = failFirst
