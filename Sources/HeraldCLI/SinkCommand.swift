@@ -20,8 +20,6 @@ struct SinkCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        // Line-buffered, so `scripts/run` shows each request as it arrives even when stdout is a file.
-        setvbuf(stdout, nil, _IOLBF, 0)
         let logger = Logger(label: "herald.sink")
         let received = Mutex(0)
         let failFirst = failFirst
@@ -34,7 +32,9 @@ struct SinkCommand: AsyncParsableCommand {
                 return count
             }
             if !quiet {
-                print("[sink] #\(count) \(request.uri.path) webhook-id=\(request.headers[.init("webhook-id")!] ?? "-") \(String(buffer: body))")
+                // Written straight to the file descriptor (not print's buffer), so `scripts/run` shows it at once.
+                let line = "[sink] #\(count) \(request.uri.path) webhook-id=\(request.headers[.init("webhook-id")!] ?? "-") \(String(buffer: body))\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
             }
             return Response(status: count <= failFirst ? .internalServerError : .ok)
         }
