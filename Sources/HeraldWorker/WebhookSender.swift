@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviders
 
 /// The built-in webhook channel's wire format: a Standard Webhooks POST of
 /// `{"type": "notification.send", "timestamp": …, "data": {…}}` to `to.webhook_url`.
@@ -53,7 +54,7 @@ public struct WebhookSender: Sendable {
                 metadata: job.metadata))
         let body = Array(try Self.encoder.encode(payload))
         // The id stays the same across retries so receivers can de-duplicate; the timestamp is this attempt's.
-        let messageID = "msg_" + job.deliveryID.lowercasedString.replacingOccurrences(of: "-", with: "")
+        let messageID = StandardWebhooks.messageID(deliveryID: job.deliveryID)
         let timestamp = Int(now.timeIntervalSince1970)
         var headers = [
             HTTPHeaderField("Content-Type", "application/json"),

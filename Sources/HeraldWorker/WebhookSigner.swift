@@ -1,10 +1,9 @@
-import Crypto
-import Foundation
+import HeraldProviders
 
-/// Signs webhook requests per Standard Webhooks v1: HMAC-SHA256 over `id.timestamp.body`,
-/// sent as `webhook-signature: v1,<base64>`.
+/// Signs the built-in webhook channel's requests per Standard Webhooks v1 — the same signing the
+/// `standard_webhooks` provider auth uses (`StandardWebhooks`), with the secret checked once up front.
 public struct WebhookSigner: Sendable {
-    private let key: SymmetricKey
+    private let key: [UInt8]
 
     public struct InvalidSecret: Error, Sendable, CustomStringConvertible {
         public var description: String { "the webhook secret must be 'whsec_' followed by base64 (24 to 64 bytes)" }
@@ -12,15 +11,11 @@ public struct WebhookSigner: Sendable {
 
     /// `secret` as Standard Webhooks writes it: `whsec_` + base64 of the key bytes.
     public init(secret: String) throws {
-        let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
-        guard let bytes = Data(base64Encoded: encoded), (16...64).contains(bytes.count) else { throw InvalidSecret() }
-        key = SymmetricKey(data: bytes)
+        guard let key = StandardWebhooks.key(fromSecret: secret), (16...64).contains(key.count) else { throw InvalidSecret() }
+        self.key = key
     }
 
     public func signature(id: String, timestamp: Int, body: [UInt8]) -> String {
-        var content = Array("\(id).\(timestamp).".utf8)
-        content.append(contentsOf: body)
-        let mac = HMAC<SHA256>.authenticationCode(for: content, using: key)
-        return "v1," + Data(mac).base64EncodedString()
+        StandardWebhooks.signature(key: key, id: id, timestamp: timestamp, body: body)
     }
 }
