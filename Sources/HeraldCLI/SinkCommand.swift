@@ -33,7 +33,7 @@ struct SinkCommand: AsyncParsableCommand {
             }
             if !quiet {
                 // Written straight to the file descriptor (not print's buffer), so `scripts/run` shows it at once.
-                let line = "[sink] #\(count) \(request.uri.path) webhook-id=\(request.headers[.init("webhook-id")!] ?? "-") \(String(buffer: body))\n"
+                let line = "#\(count) \(request.uri.path) webhook-id=\(request.headers[.init("webhook-id")!] ?? "-") \(String(buffer: body))\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
             }
             return Response(status: count <= failFirst ? .internalServerError : .ok)
