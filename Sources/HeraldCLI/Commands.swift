@@ -17,6 +17,8 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "gateway", abstract: "Run the REST gateway and the outbox relay.")
 
     func run() async throws {
+        // A SIGHUP that arrives before the reloader traps it must not kill the process (the default action).
+        signal(SIGHUP, SIG_IGN)
         let environment = HeraldEnvironment()
         let (logger, metrics) = environment.bootstrap(role: "gateway")
         var configuration = GatewayConfiguration(postgresURL: environment.postgresURL, amqpURL: environment.amqpURL)
@@ -49,6 +51,8 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A SIGHUP that arrives before the reloader traps it must not kill the process (the default action).
+        signal(SIGHUP, SIG_IGN)
         let environment = HeraldEnvironment()
         let (logger, _) = environment.bootstrap(role: "worker")
         let (loader, snapshot) = try environment.loadConfiguration()

@@ -50,6 +50,7 @@ public final class ConfigReloader: Service, Sendable {
 
     public func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
+        logger.info("configuration reloads on SIGHUP", metadata: ["config.directory": "\(loader.directory)"])
         for await _ in signals.cancelOnGracefulShutdown() {
             await reload()
         }

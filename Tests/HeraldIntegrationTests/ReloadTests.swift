@@ -124,6 +124,11 @@ struct ReloadTests {
                 #expect(before.0 == 422)
                 #expect(before.1.value(atPath: "errors.0.field") == "channel")
 
+                // Both processes must be listening for SIGHUP (and the worker consuming) before the signal.
+                _ = try await eventually("both processes to trap SIGHUP") {
+                    gateway.log.contains("configuration reloads on SIGHUP") && worker.log.contains("configuration reloads on SIGHUP")
+                        && worker.log.contains("worker started") ? true : nil
+                }
                 // Drop the file in, SIGHUP both processes.
                 try Self.channelFile(name: "\(prefix)-beta").write(toFile: channels + "/beta.yaml", atomically: true, encoding: .utf8)
                 gateway.signal(SIGHUP)
