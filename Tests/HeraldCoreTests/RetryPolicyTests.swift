@@ -24,18 +24,6 @@ import Testing
         #expect(lenient.decide(outcome: .ambiguous, attempt: 2) == .retry(after: .seconds(3)))
     }
 
-    @Test func classifierSeparatesTransientFromPermanent() {
-        let classifier = OutcomeClassifier()
-        #expect(classifier.classify(status: 204) == .success)
-        #expect(classifier.classify(status: 429) == .transientFailure)
-        #expect(classifier.classify(status: 503) == .transientFailure)
-        #expect(classifier.classify(status: 404) == .permanentFailure)
-        #expect(classifier.classify(status: 301) == .permanentFailure)
-        #expect(classifier.classify(failure: .notSent) == .transientFailure)
-        #expect(classifier.classify(failure: .mayHaveBeenSent) == .ambiguous)
-        #expect(classifier.classify(failure: .refused) == .permanentFailure)
-    }
-
     @Test func terminalStatuses() {
         #expect(DeliveryStatus.allCases.filter(\.isTerminal) == [.sent, .delivered, .failed, .cancelled, .expired])
     }
