@@ -111,7 +111,18 @@ let package = Package(
         ),
         .target(
             name: "HeraldMessaging",
-            dependencies: ["HeraldCore", "HeraldBroker"],
+            dependencies: [
+                "HeraldCore", "HeraldBroker", "HeraldStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Every decision about a delivery, as pure functions: plan, claim decision, settle.
+        .target(
+            name: "HeraldEngine",
+            dependencies: ["HeraldCore", "HeraldConfig"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -122,6 +133,7 @@ let package = Package(
                 "HeraldBroker",
                 "HeraldMessaging",
                 "HeraldConfig",
+                "HeraldEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -139,6 +151,7 @@ let package = Package(
                 "HeraldHTTPRuntime",
                 "HeraldConfig",
                 "HeraldProviders",
+                "HeraldEngine",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -178,6 +191,11 @@ let package = Package(
         .testTarget(
             name: "HeraldCoreTests",
             dependencies: ["HeraldCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldEngineTests",
+            dependencies: ["HeraldEngine", "HeraldCore", "HeraldConfig", "HeraldFilter", "HeraldMessaging", "HeraldStore"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -246,6 +264,8 @@ let package = Package(
                 "HeraldProviders",
                 "HeraldGateway",
                 "HeraldWorker",
+                "HeraldEngine",
+                "HeraldMessaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

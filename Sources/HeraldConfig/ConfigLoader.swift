@@ -166,7 +166,7 @@ public struct ConfigLoader: Sendable {
     ) -> (ChannelDefinition, YAMLValue)? {
         guard let channel = document.mapping("a channel", allowed: [
             "name", "category", "recipient", "recipient_format", "concurrency", "rate_limit", "retry", "timeout",
-            "providers",
+            "providers", "max_in_flight_per_host",
         ]) else { return nil }
         let nameValue = channel.required("name")
         var name = nameValue?.string("name")
@@ -207,6 +207,10 @@ public struct ConfigLoader: Sendable {
             return .some(limit)
         } ?? .some(nil)
         let timeout = channel["timeout"].map { $0.duration("timeout") } ?? .seconds(15)
+        // nil: invalid (error recorded); .some(nil): the default for the channel's recipient.
+        let perHost: Int?? = channel["max_in_flight_per_host"].map { value -> Int?? in
+            value.int("max_in_flight_per_host", in: 1...4096).map { .some($0) } ?? .none
+        } ?? .some(nil)
         var retry: RetryPolicy? = policies["standard"]
         if let value = channel["retry"], let policyName = value.string("retry") {
             retry = policies[policyName]
@@ -232,12 +236,13 @@ public struct ConfigLoader: Sendable {
             }
         }
         guard let name, let nameValue, let recipient, let format, let category, let concurrency, let rateLimit,
-            let timeout, let retry
+            let timeout, let retry, let perHost
         else { return nil }
         return (
             ChannelDefinition(
                 name: name, category: category, recipient: RecipientField(name: recipient, format: format),
-                concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry, providers: providers),
+                concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry, providers: providers,
+                maxInFlightPerHost: perHost.map { .some($0) } ?? .none),
             nameValue
         )
     }

@@ -79,6 +79,12 @@ public enum RetryDecision: Sendable, Hashable {
 }
 
 extension Duration {
+    /// As fractional seconds (for `Date` arithmetic and SQL intervals).
+    public var timeInterval: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+
     /// Whole milliseconds, rounded down.
     public var milliseconds: Int64 {
         let (seconds, attoseconds) = components
@@ -147,11 +153,18 @@ public struct ChannelDefinition: Sendable, Hashable {
     public var retry: RetryPolicy
     /// Tried in order; empty means the built-in webhook sender.
     public var providers: [ProviderSpec]
+    /// Attempts a worker replica runs at once towards one destination host (`host:port` of a URL
+    /// recipient), so that one slow or hanging host can't take every slot; nil: no bound. Default
+    /// for URL recipients: a quarter of `concurrency` (at least 1); for other channels none, since
+    /// their providers' hosts are fixed and `concurrency` already bounds them.
+    public var maxInFlightPerHost: Int?
 
     public init(
         name: String, category: ChannelCategory = .webhook, recipient: RecipientField, concurrency: Int,
-        rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy, providers: [ProviderSpec] = []
+        rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy, providers: [ProviderSpec] = [],
+        maxInFlightPerHost: Int?? = .none
     ) {
+        self.maxInFlightPerHost = maxInFlightPerHost ?? Self.defaultMaxInFlightPerHost(recipient: recipient, concurrency: concurrency)
         self.name = name
         self.category = category
         self.recipient = recipient
@@ -160,6 +173,10 @@ public struct ChannelDefinition: Sendable, Hashable {
         self.timeout = timeout
         self.retry = retry
         self.providers = providers
+    }
+
+    public static func defaultMaxInFlightPerHost(recipient: RecipientField, concurrency: Int) -> Int? {
+        recipient.format == .url ? max(1, concurrency / 4) : nil
     }
 
     /// The generic webhook channel: POSTs the notification as JSON to `to.webhook_url`.

@@ -1,7 +1,13 @@
 import Foundation
 
 /// Where a delivery (one notification on one channel) stands. Terminal states never change again.
+/// This enum is the one source of truth for statuses: SQL binds these raw values (and the sets below)
+/// as parameters instead of repeating literals.
 public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
+    /// A fallback delivery waiting for an earlier channel of its notification to fail for good.
+    case pending
+    /// Stored with a future `send_at`; the outbox publishes it at that time.
+    case scheduled
     /// Stored and handed to the outbox; no attempt yet.
     case queued
     /// A worker is attempting it now.
@@ -20,9 +26,20 @@ public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
     public var isTerminal: Bool {
         switch self {
         case .sent, .delivered, .failed, .cancelled, .expired: true
-        case .queued, .sending, .retrying: false
+        case .pending, .scheduled, .queued, .sending, .retrying: false
         }
     }
+
+    public static let terminal: [DeliveryStatus] = allCases.filter(\.isTerminal)
+    /// What a worker may claim for an attempt.
+    public static let claimable: [DeliveryStatus] = [.scheduled, .queued, .retrying]
+    /// What a cancel request stops. A delivery in `sending` is in flight and finishes.
+    public static let cancellable: [DeliveryStatus] = [.pending, .scheduled, .queued, .retrying]
+    /// What a dead-letter replay takes.
+    public static let replayable: [DeliveryStatus] = [.failed, .expired]
+
+    /// Raw values, for binding as a SQL `text[]` parameter.
+    public static func names(_ statuses: [DeliveryStatus]) -> [String] { statuses.map(\.rawValue) }
 }
 
 /// The classified result of one attempt.
@@ -131,17 +148,21 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
     public var acceptedAt: Date
     /// The configuration version the notification was routed with.
     public var configVersion: String
-    /// Fallback routing: the deliveries to try, in order, if this one fails for good.
-    public var fallbacks: [DeliveryJob]
+    /// Fallback routing: the deliveries (of later channels) to start, in order, if this one fails for good.
+    /// Each of them is stored with its own job, whose `fallbackIDs` are the ones after it.
+    public var fallbackIDs: [UUID]
+    /// Not attempted after this instant: the delivery ends `expired`.
+    public var expiresAt: Date?
 
     public init(
         deliveryID: UUID, notificationID: UUID, channel: String, attempt: Int,
         to: [String: JSONValue], message: MessageContent, data: JSONValue = .object([:]), metadata: JSONValue,
-        acceptedAt: Date, configVersion: String = "", fallbacks: [DeliveryJob] = []
+        acceptedAt: Date, configVersion: String = "", fallbackIDs: [UUID] = [], expiresAt: Date? = nil
     ) {
         self.data = data
         self.configVersion = configVersion
-        self.fallbacks = fallbacks
+        self.fallbackIDs = fallbackIDs
+        self.expiresAt = expiresAt
         self.deliveryID = deliveryID
         self.notificationID = notificationID
         self.channel = channel
@@ -154,7 +175,8 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case deliveryID = "delivery_id", notificationID = "notification_id", channel, attempt, to, message, data,
-            metadata, acceptedAt = "accepted_at", configVersion = "config_version", fallbacks
+            metadata, acceptedAt = "accepted_at", configVersion = "config_version", fallbackIDs = "fallback_ids",
+            expiresAt = "expires_at"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -169,7 +191,24 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
         metadata = try container.decode(JSONValue.self, forKey: .metadata)
         acceptedAt = try container.decode(Date.self, forKey: .acceptedAt)
         configVersion = try container.decodeIfPresent(String.self, forKey: .configVersion) ?? ""
-        fallbacks = try container.decodeIfPresent([DeliveryJob].self, forKey: .fallbacks) ?? []
+        fallbackIDs = try container.decodeIfPresent([UUID].self, forKey: .fallbackIDs) ?? []
+        expiresAt = try container.decodeIfPresent(Date.self, forKey: .expiresAt)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(deliveryID, forKey: .deliveryID)
+        try container.encode(notificationID, forKey: .notificationID)
+        try container.encode(channel, forKey: .channel)
+        try container.encode(attempt, forKey: .attempt)
+        try container.encode(to, forKey: .to)
+        try container.encode(message, forKey: .message)
+        try container.encode(data, forKey: .data)
+        try container.encode(metadata, forKey: .metadata)
+        try container.encode(acceptedAt, forKey: .acceptedAt)
+        try container.encode(configVersion, forKey: .configVersion)
+        if !fallbackIDs.isEmpty { try container.encode(fallbackIDs, forKey: .fallbackIDs) }
+        try container.encodeIfPresent(expiresAt, forKey: .expiresAt)
     }
 
     /// Everything a template may read (`to`, `message`, `data`, `metadata`, ids).

@@ -29,4 +29,11 @@ public enum Timestamp {
     public static func string(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
+
+    /// Reads an RFC 3339 date-time, with or without fractional seconds, `Z` or a numeric offset.
+    public static func parse(_ text: String) -> Date? {
+        guard text.count <= 40 else { return nil }
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+        return try? Date.ISO8601FormatStyle().parse(text)
+    }
 }

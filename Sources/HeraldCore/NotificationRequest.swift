@@ -12,13 +12,20 @@ public struct NotificationRequest: Sendable, Hashable {
     public var data: JSONValue
     public var metadata: JSONValue
     public var idempotencyKey: String?
+    /// Deliver at this time, not before (`send_at`); nil: now.
+    public var sendAt: Date?
+    /// Never attempt after this time (`expires_at`): the delivery ends `expired`.
+    public var expiresAt: Date?
     /// The request as the client sent it, kept as the notification document.
     public var document: JSONValue
 
     public init(
         channels: [String], to: [String: JSONValue], message: MessageContent, template: String? = nil,
-        data: JSONValue = .object([:]), metadata: JSONValue, idempotencyKey: String?, document: JSONValue
+        data: JSONValue = .object([:]), metadata: JSONValue, idempotencyKey: String?, sendAt: Date? = nil,
+        expiresAt: Date? = nil, document: JSONValue
     ) {
+        self.sendAt = sendAt
+        self.expiresAt = expiresAt
         self.channels = channels
         self.to = to
         self.message = message
@@ -58,8 +65,11 @@ public struct RequestValidator: Sendable {
     public var hasRoutingRules: Bool
     public static let maximumTextLength = 100_000
     static let topLevelKeys: Set<String> = [
-        "channel", "channels", "to", "message", "template", "data", "metadata", "idempotency_key",
+        "channel", "channels", "to", "message", "template", "data", "metadata", "idempotency_key", "send_at",
+        "expires_at",
     ]
+    /// How far ahead `send_at` may be. Default 366 days.
+    public static let maximumSchedule: TimeInterval = 366 * 86_400
 
     public init(registry: ChannelRegistry, templates: Set<String> = [], hasRoutingRules: Bool = false) {
         self.registry = registry
@@ -67,11 +77,13 @@ public struct RequestValidator: Sendable {
         self.hasRoutingRules = hasRoutingRules
     }
 
-    public func validate(_ body: JSONValue) -> Result<NotificationRequest, RequestValidationError> {
+    public func validate(_ body: JSONValue, now: Date = Date()) -> Result<NotificationRequest, RequestValidationError> {
         guard case .object(let root) = body else {
             return .failure(.init(errors: [FieldError(field: "", message: "the body must be a JSON object, not \(body.typeName)")]))
         }
-        var errors: [FieldError] = []
+        // PostgreSQL's jsonb (and most receivers) can't hold U+0000: refuse it here, naming where it is,
+        // rather than letting one such string fail a whole group commit later.
+        var errors = Self.nulCharacterErrors(in: body)
 
         for key in root.keys.sorted() where !Self.topLevelKeys.contains(key) {
             errors.append(FieldError(field: key, message: "unknown field; expected one of \(Self.topLevelKeys.sorted().joined(separator: ", "))"))
@@ -128,10 +140,59 @@ public struct RequestValidator: Sendable {
         case let other?: errors.append(FieldError(field: "idempotency_key", message: "must be a string, not \(other.typeName)"))
         }
 
+        let sendAt = Self.instant(root["send_at"], field: "send_at", errors: &errors)
+        let expiresAt = Self.instant(root["expires_at"], field: "expires_at", errors: &errors)
+        if let sendAt, sendAt.timeIntervalSince(now) > Self.maximumSchedule {
+            errors.append(FieldError(field: "send_at", message: "must be at most 366 days ahead"))
+        }
+        if let expiresAt {
+            if expiresAt <= now {
+                errors.append(FieldError(field: "expires_at", message: "is in the past: nothing could be sent"))
+            } else if let sendAt, expiresAt <= sendAt {
+                errors.append(FieldError(field: "expires_at", message: "must be later than send_at"))
+            }
+        }
+
         guard errors.isEmpty else { return .failure(.init(errors: errors)) }
         return .success(NotificationRequest(
             channels: channels, to: to, message: message, template: template, data: data, metadata: metadata,
-            idempotencyKey: idempotencyKey, document: body))
+            idempotencyKey: idempotencyKey, sendAt: sendAt, expiresAt: expiresAt, document: body))
+    }
+
+    /// An RFC 3339 date-time (`2026-12-01T09:30:00Z`, fractional seconds and offsets allowed), or nil.
+    static func instant(_ value: JSONValue?, field: String, errors: inout [FieldError]) -> Date? {
+        switch value {
+        case nil, .null?:
+            return nil
+        case .string(let text)?:
+            if let date = Timestamp.parse(text) { return date }
+            errors.append(FieldError(field: field, message: "must be an RFC 3339 date-time such as 2026-12-01T09:30:00Z"))
+            return nil
+        case let other?:
+            errors.append(FieldError(field: field, message: "must be an RFC 3339 date-time string, not \(other.typeName)"))
+            return nil
+        }
+    }
+
+    /// Every place in `value` where a key or string contains U+0000, as field errors.
+    public static func nulCharacterErrors(in value: JSONValue, path: String = "") -> [FieldError] {
+        func join(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+        switch value {
+        case .string(let string) where string.unicodeScalars.contains("\u{0}"):
+            return [FieldError(field: path, message: "contains the NUL character (U+0000), which is not allowed")]
+        case .object(let members):
+            return members.keys.sorted().flatMap { key -> [FieldError] in
+                if key.unicodeScalars.contains("\u{0}") {
+                    return [FieldError(field: join(key.replacingOccurrences(of: "\u{0}", with: "\\u0000")),
+                        message: "the key contains the NUL character (U+0000), which is not allowed")]
+                }
+                return nulCharacterErrors(in: members[key]!, path: join(key))
+            }
+        case .array(let elements):
+            return elements.enumerated().flatMap { nulCharacterErrors(in: $1, path: join(String($0))) }
+        default:
+            return []
+        }
     }
 
     /// What is wrong with `to` for `channels`: each channel's recipient field must be there and well-formed.

@@ -3,6 +3,7 @@ import HTTPTypes
 import HeraldBroker
 import HeraldConfig
 import HeraldCore
+import HeraldEngine
 import HeraldMessaging
 import HeraldStore
 import Hummingbird
@@ -25,6 +26,12 @@ public struct GatewayConfiguration: Sendable {
     public var relay = OutboxRelay.Configuration()
     /// Connections in the PostgreSQL pool. Default 16.
     public var postgresConnections: Int = 16
+    /// Longest a request waits for its notification to be stored before it is answered 503. Default 5 s.
+    public var acceptDeadline: Duration = .seconds(5)
+    /// Longest any other database call of a request may take. Default 5 s.
+    public var queryDeadline: Duration = .seconds(5)
+    /// `/readyz` fails when the oldest due outbox row has waited this long. Default 30 s.
+    public var relayStallThreshold: Duration = .seconds(30)
     /// Text for `GET /metrics` (the executable plugs in its Prometheus registry).
     public var metricsExposition: (@Sendable () -> String)?
 
@@ -52,14 +59,15 @@ public func buildGateway(
     configuration: GatewayConfiguration, config: ConfigStore, loader: ConfigLoader? = nil, logger: Logger
 ) throws -> (application: some ApplicationProtocol, components: GatewayComponents) {
     let registry = config.snapshot.registry
-    var postgresConfiguration = try PostgresClient.Configuration(url: configuration.postgresURL)
-    postgresConfiguration.options.maximumConnections = configuration.postgresConnections
-    let postgres = PostgresClient(configuration: postgresConfiguration, backgroundLogger: logger)
+    let postgres = PostgresClient(
+        configuration: try .herald(url: configuration.postgresURL, connections: configuration.postgresConnections),
+        backgroundLogger: logger)
     let endpoint = try AMQPEndpoint(url: configuration.amqpURL)
     let publisher = BrokerPublisher(endpoint: endpoint, topology: DeliveryTopology.topology(for: registry), logger: logger)
     let store = NotificationStore(client: postgres, logger: logger)
     let committer = GroupCommitter<NewNotification, AcceptOutcome>(
-        maxBatchSize: configuration.commitBatchSize, maxConcurrentFlushes: 3, logger: logger
+        maxBatchSize: configuration.commitBatchSize, maxConcurrentFlushes: 3, logger: logger,
+        isolate: StoreFailure.isCausedByData, describe: StoreFailure.describe
     ) { batch in try await store.accept(batch) }
     let relay = OutboxRelay(
         outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher,
@@ -74,10 +82,9 @@ public func buildGateway(
         }))
     }
     let api = NotificationAPI(
-        config: config, components: components,
-        maxBodySize: configuration.maxBodySize, metricsExposition: configuration.metricsExposition, logger: logger)
+        config: config, components: components, configuration: configuration, logger: logger)
     let router = Router()
-    router.add(middleware: ProblemMiddleware())
+    router.add(middleware: ProblemMiddleware(logger: logger))
     api.addRoutes(to: router)
 
     // Shutdown runs in reverse: the HTTP server stops taking requests, the committer flushes what it
@@ -93,8 +100,7 @@ public func buildGateway(
 struct NotificationAPI: Sendable {
     let config: ConfigStore
     let components: GatewayComponents
-    let maxBodySize: Int
-    let metricsExposition: (@Sendable () -> String)?
+    let configuration: GatewayConfiguration
     let logger: Logger
     let accepted = Counter(label: "herald_notifications_accepted_total")
     let rejected = Counter(label: "herald_notifications_rejected_total")
@@ -109,128 +115,259 @@ struct NotificationAPI: Sendable {
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.post("/v1/notifications") { request, context in try await accept(request, context: context) }
         router.get("/v1/notifications/:id") { _, context in try await show(context: context) }
+        router.post("/v1/notifications/:id/cancel") { _, context in try await cancel(context: context) }
+        router.get("/v1/deadletters") { request, _ in try await deadLetters(request) }
+        router.post("/v1/deadletters/retry") { request, _ in try await replayDeadLetters(request) }
+        router.post("/v1/deliveries/:id/retry") { _, context in try await replayDelivery(context: context) }
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await ready() }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                body: .init(byteBuffer: ByteBuffer(string: metricsExposition?() ?? "")))
+                body: .init(byteBuffer: ByteBuffer(string: configuration.metricsExposition?() ?? "")))
+        }
+    }
+
+    /// A database call of a request, bounded by `queryDeadline`.
+    func query<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withDeadline(configuration.queryDeadline, what, body)
+    }
+
+    func readJSON(_ request: Request) async throws -> JSONValue {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maxBodySize)
+        } catch {
+            throw ProblemDetails(
+                type: ProblemDetails.base + "too-large", title: "The body is too large", status: .contentTooLarge,
+                detail: "request bodies are limited to \(configuration.maxBodySize) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+        } catch {
+            throw ProblemDetails.malformedJSON(Self.describe(decodingError: error))
         }
     }
 
     func accept(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let start = ContinuousClock.now
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: maxBodySize)
-        } catch {
-            throw ProblemDetails(
-                type: ProblemDetails.base + "too-large", title: "The body is too large", status: .contentTooLarge,
-                detail: "request bodies are limited to \(maxBodySize) bytes")
-        }
         let json: JSONValue
         do {
-            json = try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+            json = try await readJSON(request)
         } catch {
             rejected.increment()
-            throw ProblemDetails.malformedJSON(Self.describe(decodingError: error))
+            throw error
         }
         // One snapshot for the whole request: validation, routing and rendering agree.
         let snapshot = config.snapshot
+        let now = Date()
         let notificationRequest: NotificationRequest
-        switch snapshot.validator.validate(json) {
+        switch snapshot.validator.validate(json, now: now) {
         case .success(let valid): notificationRequest = valid
         case .failure(let failure):
             rejected.increment()
             throw ProblemDetails.validation(failure.errors)
         }
-        let plan: DeliveryPlan
-        switch snapshot.plan(notificationRequest) {
-        case .success(let planned): plan = planned
+        let planned: PlannedNotification
+        switch DeliveryEngine.plan(notificationRequest, snapshot: snapshot, now: now) {
+        case .success(let value): planned = value
         case .failure(let failure):
             rejected.increment()
             throw ProblemDetails.validation(failure.errors)
         }
-
-        let now = Date()
-        let notificationID = UUID.timeOrdered(now: now)
-        let jobs = plan.channels.map { channel in
-            DeliveryJob(
-                deliveryID: .timeOrdered(now: now), notificationID: notificationID, channel: channel, attempt: 1,
-                to: notificationRequest.to, message: plan.messages[channel] ?? notificationRequest.message,
-                data: notificationRequest.data, metadata: notificationRequest.metadata, acceptedAt: now,
-                configVersion: snapshot.version)
-        }
-        var deliveries: [NewDelivery] = []
-        switch plan.strategy {
-        case .all:
-            for job in jobs {
-                deliveries.append(NewDelivery(
-                    id: job.deliveryID, channel: job.channel, outboxPayload: String(decoding: try job.encoded(), as: UTF8.self)))
+        let notification = planned.notification
+        let committer = components.committer
+        let outcome: AcceptOutcome
+        do {
+            outcome = try await withDeadline(configuration.acceptDeadline, "storing the notification") {
+                try await committer.submit(notification)
             }
-        case .fallback:
-            // Only the first is queued; it carries the rest, to be queued one by one if it fails for good.
-            var first = jobs[0]
-            first.fallbacks = Array(jobs.dropFirst())
-            deliveries.append(NewDelivery(
-                id: first.deliveryID, channel: first.channel, outboxPayload: String(decoding: try first.encoded(), as: UTF8.self)))
-            for job in jobs.dropFirst() {
-                deliveries.append(NewDelivery(id: job.deliveryID, channel: job.channel, outboxPayload: nil))
-            }
+        } catch let error where StoreFailure.isUnavailable(error) || error is GroupCommitterShutDown {
+            logger.warning("notification not accepted: the database is unavailable", metadata: [
+                "error": "\(StoreFailure.describe(error))",
+            ])
+            throw ProblemDetails.storeUnavailable()
         }
-        let notification = NewNotification(
-            id: notificationID, createdAt: now, idempotencyKey: notificationRequest.idempotencyKey,
-            configVersion: snapshot.version, document: notificationRequest.document, deliveries: deliveries)
-
-        switch try await components.committer.submit(notification) {
+        switch outcome {
         case .stored:
             components.relay.wake()
             accepted.increment()
             acceptLatency.record(duration: ContinuousClock.now - start)
+            let id = notification.id.lowercasedString
             let response = AcceptedResponse(
-                id: notificationID.lowercasedString, status: "accepted", configVersion: snapshot.version, rule: plan.rule,
-                strategy: plan.strategy.rawValue,
-                deliveries: deliveries.map { .init(id: $0.id.lowercasedString, channel: $0.channel, status: "queued") })
-            return try Self.json(response, status: .accepted, location: "/v1/notifications/\(notificationID.lowercasedString)")
+                id: id, status: "accepted", configVersion: snapshot.version, rule: planned.plan.rule,
+                strategy: planned.plan.strategy.rawValue,
+                deliveries: notification.deliveries.map {
+                    .init(id: $0.id.lowercasedString, channel: $0.channel, status: $0.status.rawValue)
+                })
+            return try Self.json(response, status: .accepted, location: "/v1/notifications/\(id)")
         case .duplicate(let original):
             // Same idempotency key: answer with what the first request created, change nothing.
-            guard let stored = try await components.store.notification(id: original) else {
+            let store = components.store
+            guard let stored = try await query("reading the notification", { try await store.notification(id: original) }) else {
                 throw ProblemDetails.notFound("notification \(original) vanished")
             }
             return try Self.json(NotificationResponse(stored), status: .ok, location: "/v1/notifications/\(original.lowercasedString)")
         }
     }
 
-    func show(context: BasicRequestContext) async throws -> Response {
+    static func id(_ context: BasicRequestContext, _ what: String) throws -> UUID {
         let text = context.parameters.get("id") ?? ""
         guard let id = UUID(uuidString: text) else {
             throw ProblemDetails(
                 type: ProblemDetails.base + "validation", title: "The request is not valid", status: .badRequest,
-                detail: "'\(text)' is not a notification id (a UUID)", errors: [FieldError(field: "id", message: "must be a UUID")])
+                detail: "'\(text)' is not a \(what) id (a UUID)", errors: [FieldError(field: "id", message: "must be a UUID")])
         }
-        guard let stored = try await components.store.notification(id: id) else {
+        return id
+    }
+
+    func show(context: BasicRequestContext) async throws -> Response {
+        let id = try Self.id(context, "notification")
+        let store = components.store
+        guard let stored = try await query("reading the notification", { try await store.notification(id: id) }) else {
             throw ProblemDetails.notFound("no notification with id \(id.lowercasedString)")
         }
         return try Self.json(NotificationResponse(stored))
     }
 
+    /// Stops every delivery of the notification that has not started; one in flight finishes.
+    func cancel(context: BasicRequestContext) async throws -> Response {
+        let id = try Self.id(context, "notification")
+        let store = components.store
+        guard let cancelled = try await query("cancelling the notification", { try await store.cancel(notificationID: id) }) else {
+            throw ProblemDetails.notFound("no notification with id \(id.lowercasedString)")
+        }
+        guard let stored = try await query("reading the notification", { try await store.notification(id: id) }) else {
+            throw ProblemDetails.notFound("no notification with id \(id.lowercasedString)")
+        }
+        return try Self.json(CancelResponse(
+            cancelled: cancelled.map(\.lowercasedString), notification: NotificationResponse(stored)))
+    }
+
+    func deadLetters(_ request: Request) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        for (key, _) in parameters where !["channel", "since", "until", "cursor", "limit"].contains(String(key)) {
+            let name = String(key)
+            throw ProblemDetails.invalidParameter(name, "unknown query parameter; expected channel, since, until, cursor, limit")
+        }
+        var selection = DeadLetterSelection()
+        selection.channel = parameters["channel"].map(String.init)
+        selection.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
+        selection.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
+        if let text = parameters["limit"] {
+            guard let limit = Int(text), (1...DeadLetterSelection.maximumLimit).contains(limit) else {
+                throw ProblemDetails.invalidParameter("limit", "must be a whole number from 1 to \(DeadLetterSelection.maximumLimit)")
+            }
+            selection.limit = limit
+        }
+        var cursor: DeadLetterCursor?
+        if let token = parameters["cursor"] {
+            guard let parsed = DeadLetterCursor(token: String(token)) else {
+                throw ProblemDetails.invalidParameter("cursor", "is not a cursor this API returned")
+            }
+            cursor = parsed
+        }
+        let store = components.store
+        let wanted = selection
+        let after = cursor
+        let letters = try await query("listing dead letters") { try await store.deadLetters(wanted, after: after) }
+        return try Self.json(DeadLetterPage(
+            items: letters.map(DeadLetterPage.Item.init),
+            nextCursor: letters.count == selection.limit ? letters.last?.cursor.token : nil))
+    }
+
+    /// `POST /v1/deadletters/retry` with `{"channel", "since", "until", "delivery_ids", "limit"}` (all optional).
+    func replayDeadLetters(_ request: Request) async throws -> Response {
+        let body = try await readJSON(request)
+        guard case .object(let members) = body else {
+            throw ProblemDetails.validation([FieldError(field: "", message: "the body must be a JSON object")])
+        }
+        var errors: [FieldError] = []
+        for key in members.keys.sorted() where !["channel", "since", "until", "delivery_ids", "limit"].contains(key) {
+            errors.append(FieldError(field: key, message: "unknown field; expected channel, since, until, delivery_ids, limit"))
+        }
+        var selection = DeadLetterSelection()
+        switch members["channel"] {
+        case nil, .null?: break
+        case .string(let channel)?: selection.channel = channel
+        case let other?: errors.append(FieldError(field: "channel", message: "must be a string, not \(other.typeName)"))
+        }
+        for field in ["since", "until"] {
+            switch members[field] {
+            case nil, .null?: break
+            case .string(let text)? where Timestamp.parse(text) != nil:
+                if field == "since" { selection.since = Timestamp.parse(text) } else { selection.until = Timestamp.parse(text) }
+            default: errors.append(FieldError(field: field, message: "must be an RFC 3339 date-time such as 2026-12-01T09:30:00Z"))
+            }
+        }
+        switch members["delivery_ids"] {
+        case nil, .null?: break
+        case .array(let elements)? where elements.count <= DeadLetterSelection.maximumLimit:
+            var ids: [UUID] = []
+            for (index, element) in elements.enumerated() {
+                if let text = element.stringValue, let id = UUID(uuidString: text) { ids.append(id) } else {
+                    errors.append(FieldError(field: "delivery_ids.\(index)", message: "must be a delivery id (a UUID)"))
+                }
+            }
+            selection.deliveryIDs = ids
+        default:
+            errors.append(FieldError(field: "delivery_ids", message: "must be an array of at most \(DeadLetterSelection.maximumLimit) delivery ids"))
+        }
+        switch members["limit"] {
+        case nil, .null?: break
+        case .integer(let limit)? where (1...Int64(DeadLetterSelection.maximumLimit)).contains(limit): selection.limit = Int(limit)
+        default: errors.append(FieldError(field: "limit", message: "must be a whole number from 1 to \(DeadLetterSelection.maximumLimit)"))
+        }
+        guard errors.isEmpty else { throw ProblemDetails.validation(errors) }
+        let store = components.store
+        let wanted = selection
+        let replayed = try await query("replaying dead letters") { try await store.replay(wanted) }
+        components.relay.wake()
+        return try Self.json(ReplayResponse(replayed: replayed.map(\.lowercasedString)), status: .accepted)
+    }
+
+    /// `POST /v1/deliveries/{id}/retry`: sends one failed delivery again.
+    func replayDelivery(context: BasicRequestContext) async throws -> Response {
+        let id = try Self.id(context, "delivery")
+        let store = components.store
+        let replayed = try await query("replaying the delivery") { try await store.replay(DeadLetterSelection(deliveryIDs: [id], limit: 1)) }
+        guard !replayed.isEmpty else {
+            let status = try await query("reading the delivery") { try await store.deliveryStatus(id: id) }
+            guard let status else { throw ProblemDetails.notFound("no delivery with id \(id.lowercasedString)") }
+            throw ProblemDetails.conflict("delivery \(id.lowercasedString) is \(status.rawValue); only failed deliveries can be retried")
+        }
+        components.relay.wake()
+        return try Self.json(ReplayResponse(replayed: replayed.map(\.lowercasedString)), status: .accepted)
+    }
+
+    static func instantParameter(_ text: String?, _ name: String) throws -> Date? {
+        guard let text else { return nil }
+        guard let date = Timestamp.parse(text) else {
+            throw ProblemDetails.invalidParameter(name, "must be an RFC 3339 date-time such as 2026-12-01T09:30:00Z")
+        }
+        return date
+    }
+
+    /// Ready when PostgreSQL answers, the publisher is connected, and the relay keeps up: the oldest
+    /// due outbox row has not waited longer than `relayStallThreshold`.
     func ready() async throws -> Response {
         var problems: [String] = []
+        let outbox = OutboxStore(client: components.postgres, logger: logger)
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await components.store.ping() }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(2))
-                    throw StoreError(message: "PostgreSQL did not answer within 2 s")
-                }
-                try await group.next()
-                group.cancelAll()
+            let age = try await withDeadline(.seconds(2), "PostgreSQL's answer to the readiness check") {
+                try await outbox.oldestDueAge()
+            }
+            if age > configuration.relayStallThreshold {
+                let progress = components.relay.progress
+                problems.append(
+                    "outbox relay: the oldest due row has waited \(age) (threshold \(configuration.relayStallThreshold))"
+                        + (progress.lastError.map { "; last relay error: \($0)" } ?? ""))
             }
         } catch {
-            problems.append("postgresql: \(error)")
+            problems.append("postgresql: \(StoreFailure.describe(error))")
         }
         if !components.publisher.isConnected { problems.append("rabbitmq: not connected") }
-        guard problems.isEmpty else { throw ProblemDetails.unavailable(problems.joined(separator: "; ")) }
+        guard problems.isEmpty else { throw ProblemDetails.unavailable(problems.joined(separator: "; "), retryAfter: 5) }
         return Self.json(["status": "ready"])
     }
 

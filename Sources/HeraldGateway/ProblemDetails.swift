@@ -1,7 +1,9 @@
 import Foundation
 import HTTPTypes
 import HeraldCore
+import HeraldStore
 import Hummingbird
+import Logging
 import NIOCore
 
 /// An RFC 9457 problem document, thrown by handlers and written as `application/problem+json`.
@@ -11,15 +13,21 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
     public var statusCode: Int
     public var detail: String
     public var errors: [FieldError]?
+    /// Seconds a client should wait before trying again (`Retry-After`), for 429 and 503.
+    public var retryAfter: Int?
 
     public var status: HTTPResponse.Status { .init(code: statusCode) }
 
-    public init(type: String, title: String, status: HTTPResponse.Status, detail: String, errors: [FieldError]? = nil) {
+    public init(
+        type: String, title: String, status: HTTPResponse.Status, detail: String, errors: [FieldError]? = nil,
+        retryAfter: Int? = nil
+    ) {
         self.type = type
         self.title = title
         self.statusCode = status.code
         self.detail = detail
         self.errors = errors
+        self.retryAfter = retryAfter
     }
 
     enum CodingKeys: String, CodingKey {
@@ -45,23 +53,49 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
         ProblemDetails(type: base + "not-found", title: "Not found", status: .notFound, detail: detail)
     }
 
-    public static func unavailable(_ detail: String) -> ProblemDetails {
-        ProblemDetails(type: base + "unavailable", title: "Service unavailable", status: .serviceUnavailable, detail: detail)
+    public static func unavailable(_ detail: String, retryAfter: Int? = nil) -> ProblemDetails {
+        ProblemDetails(
+            type: base + "unavailable", title: "Service unavailable", status: .serviceUnavailable, detail: detail,
+            retryAfter: retryAfter)
+    }
+
+    public static func conflict(_ detail: String) -> ProblemDetails {
+        ProblemDetails(type: base + "conflict", title: "Conflict", status: .conflict, detail: detail)
+    }
+
+    public static func invalidParameter(_ field: String, _ message: String) -> ProblemDetails {
+        ProblemDetails(
+            type: base + "validation", title: "The request is not valid", status: .badRequest,
+            detail: "\(field): \(message)", errors: [FieldError(field: field, message: message)])
+    }
+
+    /// The database can't take the request now: the client should retry after a few seconds
+    /// (with its `Idempotency-Key`, the retry can't store the notification twice).
+    static func storeUnavailable() -> ProblemDetails {
+        .unavailable(
+            "the database is not answering; nothing may have been stored — retry after a few seconds with the same idempotency key",
+            retryAfter: 5)
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let body = try encoder.encode(self)
-        return Response(
-            status: status, headers: [.contentType: "application/problem+json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
 
 /// Turns Hummingbird's own errors (unknown route, wrong method, body too large) into problem documents too,
 /// so every error a client sees has one shape.
+///
+/// Every other error becomes one too: the database unreachable or too slow → 503 with `Retry-After`;
+/// anything else → a 500 problem whose detail names a reference that the log line carries, never an
+/// empty body and never the error's text (it may hold internals).
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -71,6 +105,21 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             throw ProblemDetails(
                 type: ProblemDetails.base + "http-\(error.status.code)", title: error.status.reasonPhrase,
                 status: error.status, detail: error.body ?? error.status.reasonPhrase)
+        } catch let error where StoreFailure.isUnavailable(error) || error is GroupCommitterShutDown {
+            logger.warning("request answered 503: the database is unavailable", metadata: [
+                "http.request.method": "\(request.method)", "url.path": "\(request.uri.path)",
+                "error": "\(StoreFailure.describe(error))",
+            ])
+            throw ProblemDetails.storeUnavailable()
+        } catch {
+            let reference = UUID().uuidString.lowercased()
+            logger.error("request failed with an unexpected error", metadata: [
+                "http.request.method": "\(request.method)", "url.path": "\(request.uri.path)",
+                "error": "\(StoreFailure.describe(error))", "error.id": "\(reference)",
+            ])
+            throw ProblemDetails(
+                type: ProblemDetails.base + "internal", title: "Internal error", status: .internalServerError,
+                detail: "the request failed unexpectedly; reference \(reference) in the gateway's log")
         }
     }
 }

@@ -5,37 +5,28 @@ import HeraldCore
 /// Herald's RabbitMQ layout, derived from the channels in force.
 ///
 /// - `herald.deliveries` (direct exchange): routing key = channel name.
-/// - `herald.channel.NAME`: the channel's work queue. A message rejected without requeue
-///   (it can't be decoded) dead-letters into `herald.dlq.NAME`.
-/// - `herald.retry.NAME.MSms`: one queue per delay tier with a queue-level TTL, dead-lettering
-///   back to the work queue. RabbitMQ expires classic-queue messages only at the head, so mixing
-///   delays in one queue would hold short delays behind long ones; one queue per tier doesn't.
-/// - `herald.dlq.NAME`: deliveries that failed for good, kept for inspection and replay.
+/// - `herald.channel.NAME`: the channel's work queue.
+/// - `herald.dlq.NAME`: kept declared because the work queues' arguments name it; nothing is routed
+///   there any more. Dead letters are data (failed deliveries in PostgreSQL, listed and replayed
+///   through the API), undecodable messages go to the `poison_messages` table, and retries wait in
+///   the outbox (`not_before`), so no message waits in the broker for long.
 public enum DeliveryTopology {
     public static let exchange = "herald.deliveries"
+    /// The message header with the attempt number a message is for.
+    public static let attemptHeader = "x-herald-attempt"
 
     public static func workQueue(_ channel: String) -> String { "herald.channel.\(channel)" }
     public static func deadLetterQueue(_ channel: String) -> String { "herald.dlq.\(channel)" }
-    public static func retryQueue(_ channel: String, delay: Duration) -> String {
-        "herald.retry.\(channel).\(delay.milliseconds)ms"
-    }
 
     public static func topology(for channel: ChannelDefinition) -> Topology {
         let name = channel.name
-        var queues = [
+        let queues = [
             QueueDeclaration(name: workQueue(name), arguments: [
                 "x-dead-letter-exchange": .string(""),
                 "x-dead-letter-routing-key": .string(deadLetterQueue(name)),
             ]),
             QueueDeclaration(name: deadLetterQueue(name)),
         ]
-        for delay in channel.retry.delayTiers {
-            queues.append(QueueDeclaration(name: retryQueue(name, delay: delay), arguments: [
-                "x-message-ttl": .int(delay.milliseconds),
-                "x-dead-letter-exchange": .string(exchange),
-                "x-dead-letter-routing-key": .string(name),
-            ]))
-        }
         return Topology(
             exchanges: [ExchangeDeclaration(name: exchange, type: "direct", durable: true)],
             queues: queues,
@@ -54,22 +45,17 @@ public enum DeliveryTopology {
         return combined
     }
 
-    /// The message that carries `payload` (a `DeliveryJob` as JSON) to its channel's work queue.
-    public static func deliveryMessage(channel: String, deliveryID: String, payload: [UInt8]) -> OutgoingMessage {
-        OutgoingMessage(exchange: exchange, routingKey: channel, body: payload, persistent: true, messageID: deliveryID)
+    /// The message that carries `payload` (a `DeliveryJob` as JSON) to its channel's work queue for
+    /// attempt `attempt` (in a header: the stored job is published unchanged for every attempt).
+    public static func deliveryMessage(channel: String, deliveryID: String, attempt: Int, payload: [UInt8]) -> OutgoingMessage {
+        OutgoingMessage(
+            exchange: exchange, routingKey: channel, body: payload, persistent: true, messageID: deliveryID,
+            headers: [attemptHeader: .int(Int64(attempt))])
     }
 
-    /// The message that parks `job` in the delay queue for `delay`.
-    public static func retryMessage(for job: DeliveryJob, delay: Duration) throws -> OutgoingMessage {
-        OutgoingMessage(
-            exchange: "", routingKey: retryQueue(job.channel, delay: delay), body: try job.encoded(), persistent: true,
-            messageID: job.deliveryID.uuidString.lowercased())
-    }
-
-    /// The message that records `job` in the dead-letter queue, with why it ended there.
-    public static func deadLetterMessage(for job: DeliveryJob, reason: String) throws -> OutgoingMessage {
-        OutgoingMessage(
-            exchange: "", routingKey: deadLetterQueue(job.channel), body: try job.encoded(), persistent: true,
-            messageID: job.deliveryID.uuidString.lowercased(), headers: ["x-herald-reason": .string(reason)])
+    /// The attempt a received message is for: its header, else the job's own number.
+    public static func attempt(of message: IncomingMessage, job: DeliveryJob) -> Int {
+        if case .int(let value)? = message.headers[attemptHeader], value > 0, value < Int64(Int32.max) { return Int(value) }
+        return job.attempt
     }
 }

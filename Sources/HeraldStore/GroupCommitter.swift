@@ -9,10 +9,16 @@ import Synchronization
 /// all (up to `maxBatchSize`). `maxConcurrentFlushes` flushes may run at once, so one slow commit
 /// doesn't stall the pipeline. On graceful shutdown it stops taking items, flushes what it holds,
 /// then returns.
+///
+/// One bad item must not fail its neighbours: when a flush fails with an error that `isolate`
+/// says an item caused (a data error, not a lost connection), the batch is split in halves and
+/// each half flushed again, down to the single item that fails. A caller whose task is cancelled
+/// before its item was taken gets `CancellationError` and its item is never flushed.
 public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Sendable {
     public typealias Flush = @Sendable ([Item]) async throws -> [Output]
 
     private struct Pending: Sendable {
+        var id: UInt64
         var item: Item
         var continuation: CheckedContinuation<Output, any Error>
     }
@@ -21,11 +27,10 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
         var pending: [Pending] = []
         var idleFlushers: [CheckedContinuation<Void, Never>] = []
         var isShuttingDown = false
+        var nextID: UInt64 = 0
     }
 
-    public struct ShutDownError: Error, Sendable, CustomStringConvertible {
-        public var description: String { "the committer is shutting down and takes no more items" }
-    }
+    public typealias ShutDownError = GroupCommitterShutDown
 
     /// A flush returned a different number of outputs than it got items.
     public struct OutputCountMismatch: Error, Sendable {}
@@ -34,26 +39,51 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
     private let maxBatchSize: Int
     private let maxConcurrentFlushes: Int
     private let flush: Flush
+    private let isolate: @Sendable (any Error) -> Bool
+    private let describe: @Sendable (any Error) -> String
     private let logger: Logger
 
-    public init(maxBatchSize: Int = 256, maxConcurrentFlushes: Int = 2, logger: Logger, flush: @escaping Flush) {
+    /// - Parameters:
+    ///   - isolate: whether an error may have been caused by one item (then the batch is split).
+    ///   - describe: how errors are written to the log.
+    public init(
+        maxBatchSize: Int = 256, maxConcurrentFlushes: Int = 2, logger: Logger,
+        isolate: @escaping @Sendable (any Error) -> Bool = { _ in false },
+        describe: @escaping @Sendable (any Error) -> String = { String(describing: $0) },
+        flush: @escaping Flush
+    ) {
         precondition(maxBatchSize > 0 && maxConcurrentFlushes > 0)
         self.maxBatchSize = maxBatchSize
         self.maxConcurrentFlushes = maxConcurrentFlushes
         self.flush = flush
+        self.isolate = isolate
+        self.describe = describe
         self.logger = logger
     }
 
     /// Queues `item` for the next batch and returns its output once that batch is committed.
     public func submit(_ item: Item) async throws -> Output {
-        try await withCheckedThrowingContinuation { continuation in
-            let (accepted, flusher) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-                guard !state.isShuttingDown else { return (false, nil) }
-                state.pending.append(Pending(item: item, continuation: continuation))
-                return (true, state.idleFlushers.popLast())
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let (accepted, flusher) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+                    guard !state.isShuttingDown else { return (false, nil) }
+                    state.pending.append(Pending(id: id, item: item, continuation: continuation))
+                    return (true, state.idleFlushers.popLast())
+                }
+                if !accepted { continuation.resume(throwing: ShutDownError()) }
+                flusher?.resume()
             }
-            if !accepted { continuation.resume(throwing: ShutDownError()) }
-            flusher?.resume()
+        } onCancel: {
+            // Withdraw the item if no flush has taken it yet; once taken, it completes with its batch.
+            let withdrawn = state.withLock { state -> Pending? in
+                guard let index = state.pending.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.pending.remove(at: index)
+            }
+            withdrawn?.continuation.resume(throwing: CancellationError())
         }
     }
 
@@ -81,14 +111,27 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
 
     private func flushLoop() async {
         while let batch = await nextBatch() {
-            do {
-                let outputs = try await flush(batch.map(\.item))
-                guard outputs.count == batch.count else { throw OutputCountMismatch() }
-                for (pending, output) in zip(batch, outputs) { pending.continuation.resume(returning: output) }
-            } catch {
-                logger.error("batch flush failed", metadata: ["batch.size": "\(batch.count)", "error": "\(error)"])
-                for pending in batch { pending.continuation.resume(throwing: error) }
+            await flushIsolating(batch)
+        }
+    }
+
+    private func flushIsolating(_ batch: [Pending]) async {
+        do {
+            let outputs = try await flush(batch.map(\.item))
+            guard outputs.count == batch.count else { throw OutputCountMismatch() }
+            for (pending, output) in zip(batch, outputs) { pending.continuation.resume(returning: output) }
+        } catch {
+            if batch.count > 1 && isolate(error) {
+                logger.warning("batch flush failed; splitting it to find the item that caused it", metadata: [
+                    "batch.size": "\(batch.count)", "error": "\(describe(error))",
+                ])
+                let middle = batch.count / 2
+                await flushIsolating(Array(batch[..<middle]))
+                await flushIsolating(Array(batch[middle...]))
+                return
             }
+            logger.error("batch flush failed", metadata: ["batch.size": "\(batch.count)", "error": "\(describe(error))"])
+            for pending in batch { pending.continuation.resume(throwing: error) }
         }
     }
 
@@ -121,4 +164,9 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
             }
         }
     }
+}
+
+/// A committer that is shutting down takes no more items.
+public struct GroupCommitterShutDown: Error, Sendable, CustomStringConvertible {
+    public var description: String { "the committer is shutting down and takes no more items" }
 }

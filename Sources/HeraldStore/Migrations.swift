@@ -1,3 +1,4 @@
+import HeraldCore
 import Logging
 import PostgresNIO
 
@@ -78,6 +79,34 @@ public enum Migrations {
         ]),
         Migration(version: 2, name: "attempt providers", statements: [
             "ALTER TABLE attempts ADD COLUMN provider text NOT NULL DEFAULT ''",
+        ]),
+        Migration(version: 3, name: "delivery engine: stored jobs, claims, scheduled outbox, dead letters, poison messages", statements: [
+            // The job (rendered message included) is stored with its delivery and published from there for
+            // every attempt, retry and replay; outbox rows only say which attempt to publish when.
+            """
+            ALTER TABLE deliveries ADD COLUMN job text, ADD COLUMN attempt_base integer NOT NULL DEFAULT 0,
+                ADD COLUMN claimed_by text, ADD COLUMN lease_until timestamptz
+            """,
+            """
+            ALTER TABLE outbox ALTER COLUMN payload DROP NOT NULL,
+                ADD COLUMN attempt integer NOT NULL DEFAULT 1,
+                ADD COLUMN not_before timestamptz NOT NULL DEFAULT now(),
+                ADD COLUMN purpose text NOT NULL DEFAULT 'deliver'
+            """,
+            "CREATE INDEX outbox_due ON outbox (not_before, id)",
+            "CREATE INDEX outbox_delivery ON outbox (delivery_id)",
+            // Dead letters are failed deliveries, listed oldest failure first.
+            "CREATE INDEX deliveries_dead_letters ON deliveries (updated_at, id) WHERE status = '\(DeliveryStatus.failed.rawValue)'",
+            """
+            CREATE TABLE poison_messages (
+                id bigserial PRIMARY KEY,
+                channel text NOT NULL,
+                received_at timestamptz NOT NULL DEFAULT now(),
+                message_id text NOT NULL DEFAULT '',
+                reason text NOT NULL,
+                body bytea NOT NULL
+            )
+            """,
         ]),
     ]
 

@@ -3,41 +3,6 @@ import HeraldCore
 import Logging
 import PostgresNIO
 
-/// A notification ready to be stored: the document, its deliveries, and the outbox payload of each.
-public struct NewNotification: Sendable {
-    public var id: UUID
-    public var createdAt: Date
-    public var idempotencyKey: String?
-    public var configVersion: String
-    public var document: JSONValue
-    public var deliveries: [NewDelivery]
-
-    public init(
-        id: UUID, createdAt: Date, idempotencyKey: String?, configVersion: String, document: JSONValue,
-        deliveries: [NewDelivery]
-    ) {
-        self.id = id
-        self.createdAt = createdAt
-        self.idempotencyKey = idempotencyKey
-        self.configVersion = configVersion
-        self.document = document
-        self.deliveries = deliveries
-    }
-}
-
-public struct NewDelivery: Sendable {
-    public var id: UUID
-    public var channel: String
-    /// The message published for it, as UTF-8 JSON; nil for a fallback delivery that waits on an earlier one.
-    public var outboxPayload: String?
-
-    public init(id: UUID, channel: String, outboxPayload: String?) {
-        self.id = id
-        self.channel = channel
-        self.outboxPayload = outboxPayload
-    }
-}
-
 public enum AcceptOutcome: Sendable, Hashable {
     case stored
     /// The idempotency key was seen before; this is the notification it named.
@@ -62,6 +27,8 @@ public struct StoredDelivery: Sendable {
     public var providerMessageID: String?
     public var createdAt: Date
     public var updatedAt: Date
+    /// The job as stored at accept: the rendered message that was (or will be) sent.
+    public var job: DeliveryJob?
     public var attempts: [StoredAttempt]
 }
 
@@ -94,7 +61,8 @@ public struct NotificationStore: Sendable {
     /// A notification whose idempotency key exists already is not stored again.
     public func accept(_ batch: [NewNotification]) async throws -> [AcceptOutcome] {
         var ids: [UUID] = [], createdAts: [Date] = [], keys: [String] = [], versions: [String] = [], documents: [String] = []
-        var deliveryIDs: [UUID] = [], deliveryNotificationIDs: [UUID] = [], channels: [String] = [], payloads: [String] = []
+        var deliveryIDs: [UUID] = [], deliveryNotificationIDs: [UUID] = [], channels: [String] = [], statuses: [String] = []
+        var jobs: [String] = [], publishes: [Bool] = [], publishAts: [Date] = [], purposes: [String] = []
         for notification in batch {
             ids.append(notification.id)
             createdAts.append(notification.createdAt)
@@ -105,7 +73,11 @@ public struct NotificationStore: Sendable {
                 deliveryIDs.append(delivery.id)
                 deliveryNotificationIDs.append(notification.id)
                 channels.append(delivery.channel)
-                payloads.append(delivery.outboxPayload ?? "")
+                statuses.append(delivery.status.rawValue)
+                jobs.append(delivery.job)
+                publishes.append(delivery.publishAt != nil)
+                publishAts.append(delivery.publishAt ?? notification.createdAt)
+                purposes.append((delivery.status == .scheduled ? OutboxPurpose.scheduled : .deliver).rawValue)
             }
         }
         let rows = try await client.query(
@@ -117,18 +89,17 @@ public struct NotificationStore: Sendable {
                     AS t(id, created_at, key, version, document)
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING id
-            ), d AS (
-                INSERT INTO deliveries (id, notification_id, channel, status, created_at, updated_at)
-                SELECT t.id, t.notification_id, t.channel, 'queued', now(), now()
-                FROM unnest(\(deliveryIDs)::uuid[], \(deliveryNotificationIDs)::uuid[], \(channels)::text[])
-                    AS t(id, notification_id, channel)
+            ), t AS (
+                SELECT * FROM unnest(\(deliveryIDs)::uuid[], \(deliveryNotificationIDs)::uuid[], \(channels)::text[],
+                    \(statuses)::text[], \(jobs)::text[], \(publishes)::bool[], \(publishAts)::timestamptz[], \(purposes)::text[])
+                    AS t(id, notification_id, channel, status, job, publish, publish_at, purpose)
                 WHERE t.notification_id IN (SELECT id FROM n)
-                RETURNING id
+            ), d AS (
+                INSERT INTO deliveries (id, notification_id, channel, status, job, created_at, updated_at)
+                SELECT id, notification_id, channel, status, job, now(), now() FROM t
             ), o AS (
-                INSERT INTO outbox (delivery_id, channel, payload)
-                SELECT t.delivery_id, t.channel, t.payload
-                FROM unnest(\(deliveryIDs)::uuid[], \(channels)::text[], \(payloads)::text[]) AS t(delivery_id, channel, payload)
-                WHERE t.payload <> '' AND t.delivery_id IN (SELECT id FROM d)
+                INSERT INTO outbox (delivery_id, channel, attempt, not_before, purpose)
+                SELECT id, channel, 1, publish_at, purpose FROM t WHERE publish
             )
             SELECT id FROM n
             """, logger: logger)
@@ -154,70 +125,250 @@ public struct NotificationStore: Sendable {
         }
     }
 
-    /// Appends attempts to the log and moves each delivery to the status its newest attempt left it in.
-    /// A terminal status is never overwritten (a late duplicate of an old attempt can't undo `sent`).
-    public func record(_ attempts: [AttemptRecord]) async throws {
-        try await recordOutcomes([OutcomeRecord(attempts: attempts)])
+    /// Claims deliveries for attempts, in one statement: each claimable delivery whose newest
+    /// recorded attempt is older than the requested one moves to `sending` under this worker's
+    /// lease. Returns, per request, what the claim found (nil: no such delivery).
+    ///
+    /// Committed without waiting for the disk (`synchronous_commit = off`): a claim lost in a
+    /// database crash only means the delivery looks unclaimed again, which the attempt numbers and
+    /// the next claim handle; the outcome itself is always written durably.
+    public func claim(_ requests: [ClaimRequest], worker: String) async throws -> [ClaimResult?] {
+        guard !requests.isEmpty else { return [] }
+        let ids = requests.map(\.deliveryID)
+        let attempts = requests.map(\.attempt)
+        let leases = requests.map { $0.lease.timeInterval }
+        let claimable = DeliveryStatus.names(DeliveryStatus.claimable)
+        let sending = DeliveryStatus.sending.rawValue
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SET LOCAL synchronous_commit TO OFF", logger: logger)
+            var results = [ClaimResult?](repeating: nil, count: requests.count)
+            for try await (position, claimed, status, attemptCount, attemptBase, claimedBy, leaseRemaining) in try await connection.query(
+                """
+                WITH t AS (
+                    SELECT * FROM unnest(\(ids)::uuid[], \(attempts)::int[], \(leases)::float8[]) WITH ORDINALITY
+                        AS t(id, attempt, lease, position)
+                ), c AS (
+                    UPDATE deliveries d SET status = \(sending), claimed_by = \(worker),
+                        lease_until = now() + t.lease * interval '1 second', updated_at = now()
+                    FROM t
+                    WHERE d.id = t.id AND d.attempt_count < t.attempt AND d.status = ANY(\(claimable)::text[])
+                    RETURNING d.id
+                )
+                SELECT t.position, t.id IN (SELECT id FROM c), d.status, d.attempt_count, d.attempt_base, d.claimed_by,
+                    extract(epoch FROM d.lease_until - now())::float8
+                FROM t JOIN deliveries d ON d.id = t.id
+                """, logger: logger
+            ).decode((Int, Bool, String, Int, Int, String?, Double?).self) {
+                results[position - 1] = ClaimResult(
+                    claimed: claimed, status: DeliveryStatus(rawValue: status) ?? .queued, attemptCount: attemptCount,
+                    attemptBase: attemptBase, claimedBy: claimedBy,
+                    leaseRemaining: leaseRemaining.map { .milliseconds(Int64(($0 * 1000).rounded())) })
+            }
+            return results
+        }
     }
 
-    /// Records outcomes in one transaction: attempts appended, delivery statuses moved, and fallback
-    /// deliveries that are no longer needed cancelled.
-    public func recordOutcomes(_ outcomes: [OutcomeRecord]) async throws {
-        let attempts = outcomes.flatMap(\.attempts)
-        let cancelled = outcomes.flatMap(\.cancelledDeliveries)
-        guard !attempts.isEmpty || !cancelled.isEmpty else { return }
+    /// Writes settlements in one transaction: attempts appended, statuses moved (a terminal status is
+    /// never overwritten), outbox rows added for retries and fallbacks, fallbacks activated or cancelled.
+    public func settle(_ settlements: [Settlement]) async throws {
+        guard !settlements.isEmpty else { return }
+        let attempts = settlements.flatMap(\.attempts)
+        let moved = settlements.filter { $0.status != nil }
+        let enqueue = settlements.flatMap(\.enqueue)
+        let activate = settlements.flatMap(\.activate)
+        let cancel = settlements.flatMap(\.cancel)
         try await client.withTransaction(logger: logger) { connection in
-            if !attempts.isEmpty { try await Self.insertAttempts(attempts, on: connection, logger: logger) }
-            if !cancelled.isEmpty {
+            if !attempts.isEmpty || !moved.isEmpty {
+                try await Self.recordAttempts(attempts, moving: moved, on: connection, logger: logger)
+            }
+            if !enqueue.isEmpty { try await Self.enqueue(enqueue, on: connection, logger: logger) }
+            if !activate.isEmpty {
                 try await connection.query(
                     """
-                    UPDATE deliveries SET status = 'cancelled', last_error = 'not needed: an earlier channel succeeded',
-                        updated_at = now()
-                    WHERE id = ANY(\(cancelled)::uuid[]) AND status IN ('queued', 'retrying')
+                    UPDATE deliveries SET status = \(DeliveryStatus.queued.rawValue), updated_at = now()
+                    WHERE id = ANY(\(activate)::uuid[]) AND status = \(DeliveryStatus.pending.rawValue)
+                    """, logger: logger)
+            }
+            if !cancel.isEmpty {
+                try await connection.query(
+                    """
+                    WITH c AS (
+                        UPDATE deliveries SET status = \(DeliveryStatus.cancelled.rawValue),
+                            last_error = 'not needed: the notification was settled by an earlier channel', updated_at = now()
+                        WHERE id = ANY(\(cancel)::uuid[]) AND status = ANY(\(DeliveryStatus.names(DeliveryStatus.cancellable))::text[])
+                        RETURNING id
+                    )
+                    DELETE FROM outbox WHERE delivery_id IN (SELECT id FROM c)
                     """, logger: logger)
             }
         }
     }
 
-    private static func insertAttempts(_ attempts: [AttemptRecord], on connection: PostgresConnection, logger: Logger) async throws {
+    private static func recordAttempts(
+        _ attempts: [AttemptRecord], moving settlements: [Settlement], on connection: PostgresConnection, logger: Logger
+    ) async throws {
         let deliveryIDs = attempts.map(\.deliveryID)
         let notificationIDs = attempts.map(\.notificationID)
         let numbers = attempts.map(\.number)
         let starts = attempts.map(\.startedAt)
         let finishes = attempts.map(\.finishedAt)
         let outcomes = attempts.map(\.outcome.rawValue)
-        let statuses = attempts.map { $0.httpStatus ?? 0 }
+        let httpStatuses = attempts.map { $0.httpStatus ?? 0 }
         let errors = attempts.map { $0.error ?? "" }
         let providerIDs = attempts.map { $0.providerMessageID ?? "" }
         let workers = attempts.map(\.worker)
         let providers = attempts.map(\.provider)
-        let resulting = attempts.map(\.resultingStatus.rawValue)
-        // Only rows that say where the delivery stands move it ('sending' marks a failover step).
+
+        let movedIDs = settlements.map(\.deliveryID)
+        let movedStatuses = settlements.map { $0.status?.rawValue ?? "" }
+        let movedErrors = settlements.map { $0.lastError ?? "" }
+        let movedNumbers = settlements.map { $0.attempts.map(\.number).max() ?? 0 }
+        let movedProviderIDs = settlements.map { $0.attempts.last?.providerMessageID ?? "" }
+        let terminal = DeliveryStatus.names(DeliveryStatus.terminal)
         try await connection.query(
             """
-            WITH t AS (
-                SELECT * FROM unnest(\(deliveryIDs)::uuid[], \(notificationIDs)::uuid[], \(numbers)::int[],
-                    \(starts)::timestamptz[], \(finishes)::timestamptz[], \(outcomes)::text[], \(statuses)::int[],
-                    \(errors)::text[], \(providerIDs)::text[], \(workers)::text[], \(providers)::text[], \(resulting)::text[])
-                    WITH ORDINALITY AS t(delivery_id, notification_id, number, started_at, finished_at, outcome, http_status,
-                         error, provider_message_id, worker, provider, resulting_status, position)
-            ), a AS (
+            WITH a AS (
                 INSERT INTO attempts (delivery_id, notification_id, number, started_at, finished_at, outcome,
                     http_status, error, provider_message_id, worker, provider)
                 SELECT delivery_id, notification_id, number, started_at, finished_at, outcome,
                     NULLIF(http_status, 0), NULLIF(error, ''), NULLIF(provider_message_id, ''), worker, provider
-                FROM t ORDER BY position
+                FROM unnest(\(deliveryIDs)::uuid[], \(notificationIDs)::uuid[], \(numbers)::int[],
+                    \(starts)::timestamptz[], \(finishes)::timestamptz[], \(outcomes)::text[], \(httpStatuses)::int[],
+                    \(errors)::text[], \(providerIDs)::text[], \(workers)::text[], \(providers)::text[]) WITH ORDINALITY
+                    AS t(delivery_id, notification_id, number, started_at, finished_at, outcome, http_status,
+                         error, provider_message_id, worker, provider, position)
+                ORDER BY position
             )
             UPDATE deliveries d SET
-                status = CASE WHEN d.status IN ('sent', 'delivered', 'failed', 'cancelled', 'expired')
-                    THEN d.status ELSE u.resulting_status END,
+                status = CASE WHEN d.status = ANY(\(terminal)::text[]) THEN d.status ELSE u.status END,
+                last_error = CASE WHEN d.status = ANY(\(terminal)::text[]) THEN d.last_error ELSE NULLIF(u.error, '') END,
                 attempt_count = GREATEST(d.attempt_count, u.number),
-                last_error = CASE WHEN u.outcome = 'success' THEN d.last_error ELSE NULLIF(u.error, '') END,
                 provider_message_id = COALESCE(NULLIF(u.provider_message_id, ''), d.provider_message_id),
-                updated_at = GREATEST(d.updated_at, u.finished_at)
-            FROM (SELECT DISTINCT ON (delivery_id) * FROM t WHERE resulting_status <> 'sending'
-                  ORDER BY delivery_id, number DESC, position DESC) u
-            WHERE d.id = u.delivery_id
+                claimed_by = NULL, lease_until = NULL, updated_at = now()
+            FROM (SELECT DISTINCT ON (id) * FROM unnest(\(movedIDs)::uuid[], \(movedStatuses)::text[], \(movedErrors)::text[],
+                    \(movedNumbers)::int[], \(movedProviderIDs)::text[]) WITH ORDINALITY
+                    AS u(id, status, error, number, provider_message_id, position)
+                  ORDER BY id, number DESC, position DESC) u
+            WHERE d.id = u.id
+            """, logger: logger)
+    }
+
+    private static func enqueue(_ rows: [OutboxEnqueue], on connection: PostgresConnection, logger: Logger) async throws {
+        let ids = rows.map(\.deliveryID)
+        let attempts = rows.map(\.attempt)
+        let notBefore = rows.map(\.notBefore)
+        let purposes = rows.map(\.purpose.rawValue)
+        try await connection.query(
+            """
+            INSERT INTO outbox (delivery_id, channel, attempt, not_before, purpose)
+            SELECT t.id, d.channel, t.attempt, t.not_before, t.purpose
+            FROM unnest(\(ids)::uuid[], \(attempts)::int[], \(notBefore)::timestamptz[], \(purposes)::text[])
+                AS t(id, attempt, not_before, purpose)
+            JOIN deliveries d ON d.id = t.id
+            """, logger: logger)
+    }
+
+    /// Cancels a notification's deliveries that have not started: `pending`, `scheduled`, `queued`
+    /// and `retrying` become `cancelled` and their outbox rows go; one in `sending` finishes.
+    /// Returns the cancelled delivery ids, or nil when there is no such notification.
+    public func cancel(notificationID: UUID) async throws -> [UUID]? {
+        try await client.withTransaction(logger: logger) { connection in
+            var exists = false
+            for try await _ in try await connection.query(
+                "SELECT 1 FROM notifications WHERE id = \(notificationID)", logger: logger
+            ).decode(Int.self) {
+                exists = true
+            }
+            guard exists else { return nil }
+            var cancelled: [UUID] = []
+            for try await id in try await connection.query(
+                """
+                WITH c AS (
+                    UPDATE deliveries SET status = \(DeliveryStatus.cancelled.rawValue), last_error = 'cancelled by request',
+                        updated_at = now()
+                    WHERE notification_id = \(notificationID)
+                        AND status = ANY(\(DeliveryStatus.names(DeliveryStatus.cancellable))::text[])
+                    RETURNING id
+                ), o AS (
+                    DELETE FROM outbox WHERE delivery_id IN (SELECT id FROM c)
+                )
+                SELECT id FROM c
+                """, logger: logger
+            ).decode(UUID.self) {
+                cancelled.append(id)
+            }
+            return cancelled
+        }
+    }
+
+    /// Sends dead letters again: each selected `failed` delivery becomes `queued` with a fresh attempt
+    /// budget (its attempts so far stay, numbered before the new ones) and an outbox row for the next
+    /// attempt number. Returns the replayed delivery ids.
+    public func replay(_ selection: DeadLetterSelection) async throws -> [UUID] {
+        let limit = min(max(selection.limit, 1), DeadLetterSelection.maximumLimit)
+        let failed = DeliveryStatus.failed.rawValue
+        let ids = selection.deliveryIDs ?? []
+        let byID = selection.deliveryIDs != nil
+        var replayed: [UUID] = []
+        for try await id in try await client.query(
+            """
+            WITH s AS (
+                SELECT id FROM deliveries
+                WHERE status = \(failed) AND job IS NOT NULL
+                    AND (NOT \(byID) OR id = ANY(\(ids)::uuid[]))
+                    AND (\(selection.channel ?? "") = '' OR channel = \(selection.channel ?? ""))
+                    AND updated_at >= \(selection.since ?? Date.distantPast) AND updated_at < \(selection.until ?? Date.distantFuture)
+                ORDER BY updated_at, id LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), r AS (
+                UPDATE deliveries d SET status = \(DeliveryStatus.queued.rawValue), attempt_base = d.attempt_count,
+                    last_error = NULL, updated_at = now()
+                FROM s WHERE d.id = s.id
+                RETURNING d.id, d.channel, d.attempt_count
+            ), o AS (
+                INSERT INTO outbox (delivery_id, channel, attempt, not_before, purpose)
+                SELECT id, channel, attempt_count + 1, now(), \(OutboxPurpose.replay.rawValue) FROM r
+            )
+            SELECT id FROM r
+            """, logger: logger
+        ).decode(UUID.self) {
+            replayed.append(id)
+        }
+        return replayed
+    }
+
+    /// Failed deliveries (the dead letters), oldest failure first, after `cursor`.
+    public func deadLetters(_ selection: DeadLetterSelection, after cursor: DeadLetterCursor?) async throws -> [DeadLetter] {
+        let limit = min(max(selection.limit, 1), DeadLetterSelection.maximumLimit)
+        let failed = DeliveryStatus.failed.rawValue
+        let ids = selection.deliveryIDs ?? []
+        let byID = selection.deliveryIDs != nil
+        var letters: [DeadLetter] = []
+        for try await (id, notificationID, channel, attemptCount, lastError, failedAt) in try await client.query(
+            """
+            SELECT id, notification_id, channel, attempt_count, last_error, updated_at FROM deliveries
+            WHERE status = \(failed)
+                AND (NOT \(byID) OR id = ANY(\(ids)::uuid[]))
+                AND (\(selection.channel ?? "") = '' OR channel = \(selection.channel ?? ""))
+                AND updated_at >= \(selection.since ?? Date.distantPast) AND updated_at < \(selection.until ?? Date.distantFuture)
+                AND (updated_at, id) > (\(cursor?.failedAt ?? Date.distantPast), \(cursor?.id ?? DeadLetterCursor.origin))
+            ORDER BY updated_at, id LIMIT \(limit)
+            """, logger: logger
+        ).decode((UUID, UUID, String, Int, String?, Date).self) {
+            letters.append(DeadLetter(
+                id: id, notificationID: notificationID, channel: channel, attemptCount: attemptCount, lastError: lastError,
+                failedAt: failedAt))
+        }
+        return letters
+    }
+
+    /// Keeps a message that can't be decoded (it would fail forever), so the queue moves on and the
+    /// message can still be inspected.
+    public func recordPoison(channel: String, body: [UInt8], messageID: String?, reason: String) async throws {
+        try await client.query(
+            """
+            INSERT INTO poison_messages (channel, message_id, reason, body)
+            VALUES (\(channel), \(messageID ?? ""), \(reason), \(ByteBuffer(bytes: body)))
             """, logger: logger)
     }
 
@@ -235,18 +386,18 @@ public struct NotificationStore: Sendable {
         // Deliveries first, attempts second: an attempt and the status it set are committed together, so
         // reading in this order never shows a status without the attempt that set it.
         var deliveries: [StoredDelivery] = []
-        for try await (deliveryID, channel, status, attemptCount, lastError, providerID, created, updated)
+        for try await (deliveryID, channel, status, attemptCount, lastError, providerID, created, updated, job)
             in try await client.query(
                 """
-                SELECT id, channel, status, attempt_count, last_error, provider_message_id, created_at, updated_at
-                FROM deliveries WHERE notification_id = \(id) ORDER BY created_at, channel
+                SELECT id, channel, status, attempt_count, last_error, provider_message_id, created_at, updated_at, job
+                FROM deliveries WHERE notification_id = \(id) ORDER BY created_at, id
                 """, logger: logger
-            ).decode((UUID, String, String, Int, String?, String?, Date, Date).self)
+            ).decode((UUID, String, String, Int, String?, String?, Date, Date, String?).self)
         {
             deliveries.append(StoredDelivery(
                 id: deliveryID, channel: channel, status: DeliveryStatus(rawValue: status) ?? .queued,
                 attemptCount: attemptCount, lastError: lastError, providerMessageID: providerID, createdAt: created,
-                updatedAt: updated, attempts: []))
+                updatedAt: updated, job: job.flatMap { try? DeliveryJob.decode(Array($0.utf8)) }, attempts: []))
         }
         var attemptsByDelivery: [UUID: [StoredAttempt]] = [:]
         for try await (deliveryID, number, started, finished, outcome, httpStatus, error, providerID, worker, provider, duration)
@@ -269,21 +420,18 @@ public struct NotificationStore: Sendable {
             id: id, createdAt: createdAt, configVersion: configVersion, document: document, deliveries: deliveries)
     }
 
+    /// A delivery's status, or nil when there is no such delivery.
+    public func deliveryStatus(id: UUID) async throws -> DeliveryStatus? {
+        var status: DeliveryStatus?
+        for try await text in try await client.query("SELECT status FROM deliveries WHERE id = \(id)", logger: logger).decode(String.self) {
+            status = DeliveryStatus(rawValue: text)
+        }
+        return status
+    }
+
     /// Whether PostgreSQL answers.
     public func ping() async throws {
         try await client.query("SELECT 1", logger: logger)
-    }
-}
-
-/// What one processed message leaves in the database.
-public struct OutcomeRecord: Sendable {
-    public var attempts: [AttemptRecord]
-    /// Fallback deliveries made unnecessary by this outcome.
-    public var cancelledDeliveries: [UUID]
-
-    public init(attempts: [AttemptRecord], cancelledDeliveries: [UUID] = []) {
-        self.attempts = attempts
-        self.cancelledDeliveries = cancelledDeliveries
     }
 }
 
@@ -291,4 +439,66 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// Which dead letters (failed deliveries) to list or replay.
+public struct DeadLetterSelection: Sendable, Hashable {
+    public static let maximumLimit = 1000
+    public var channel: String?
+    public var since: Date?
+    public var until: Date?
+    /// Only these deliveries (nil: any).
+    public var deliveryIDs: [UUID]?
+    public var limit: Int
+
+    public init(channel: String? = nil, since: Date? = nil, until: Date? = nil, deliveryIDs: [UUID]? = nil, limit: Int = 100) {
+        self.channel = channel
+        self.since = since
+        self.until = until
+        self.deliveryIDs = deliveryIDs
+        self.limit = limit
+    }
+}
+
+public struct DeadLetter: Sendable, Hashable {
+    public var id: UUID
+    public var notificationID: UUID
+    public var channel: String
+    public var attemptCount: Int
+    public var lastError: String?
+    public var failedAt: Date
+
+    public var cursor: DeadLetterCursor { DeadLetterCursor(failedAt: failedAt, id: id) }
+}
+
+/// Where a dead-letter listing goes on: after this failure time and id. Opaque to clients.
+public struct DeadLetterCursor: Sendable, Hashable {
+    public var failedAt: Date
+    public var id: UUID
+
+    static let origin = UUID(uuidString: "00000000-0000-0000-0000-000000000000")!
+
+    public init(failedAt: Date, id: UUID) {
+        self.failedAt = failedAt
+        self.id = id
+    }
+
+    /// `<microseconds since 1970>.<id>`, base64url without padding.
+    public var token: String {
+        let text = "\(Int64((failedAt.timeIntervalSince1970 * 1_000_000).rounded())).\(id.lowercasedString)"
+        return Data(text.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    public init?(token: String) {
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard token.count <= 200, let data = Data(base64Encoded: base64),
+            let text = String(data: data, encoding: .utf8)
+        else { return nil }
+        let parts = text.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        self.init(failedAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000), id: id)
+    }
 }

@@ -1,17 +1,20 @@
 import Foundation
+import HeraldCore
 import Logging
 import PostgresNIO
 
-/// One outbox row: a delivery waiting to be published.
+/// One outbox row: a delivery's stored job, to publish for attempt `attempt`.
 public struct OutboxEntry: Sendable, Hashable {
     public var id: Int64
     public var deliveryID: UUID
     public var channel: String
+    public var attempt: Int
+    public var purpose: OutboxPurpose
     public var payload: String
 }
 
-/// The transactional outbox: rows written with their notification, published by the relay,
-/// removed once the broker confirmed them.
+/// The transactional outbox: rows written with their notification (or by a worker's settlement for a
+/// retry, a fallback or a replay), published by the relay once due, removed once the broker confirmed them.
 public struct OutboxStore: Sendable {
     let client: PostgresClient
     let logger: Logger
@@ -21,25 +24,51 @@ public struct OutboxStore: Sendable {
         self.logger = logger
     }
 
-    /// Locks up to `limit` unpublished rows (skipping rows another relay holds), hands them to
-    /// `publish`, and deletes them in the same transaction once `publish` returns. If `publish`
-    /// throws, the transaction rolls back and the rows stay for the next round: at-least-once.
+    /// Locks up to `limit` due rows (`not_before` passed; rows another relay holds are skipped),
+    /// hands them to `publish`, and deletes them in the same transaction once `publish` returns; a
+    /// `scheduled` delivery moves to `queued` as it is published. If `publish` throws, the
+    /// transaction rolls back and the rows stay for the next round: at-least-once.
     /// Returns how many rows were published.
     public func relayBatch(
         limit: Int, publish: ([OutboxEntry]) async throws -> Void
     ) async throws -> Int {
         try await client.withTransaction(logger: logger) { connection in
             var entries: [OutboxEntry] = []
-            for try await (id, deliveryID, channel, payload) in try await connection.query(
-                "SELECT id, delivery_id, channel, payload FROM outbox ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED",
+            var orphans: [Int64] = []
+            for try await (id, deliveryID, channel, attempt, purpose, payload) in try await connection.query(
+                """
+                SELECT o.id, o.delivery_id, o.channel, o.attempt, o.purpose, COALESCE(o.payload, d.job)
+                FROM outbox o LEFT JOIN deliveries d ON d.id = o.delivery_id
+                WHERE o.not_before <= now()
+                ORDER BY o.not_before, o.id LIMIT \(limit)
+                FOR UPDATE OF o SKIP LOCKED
+                """,
                 logger: logger
-            ).decode((Int64, UUID, String, String).self) {
-                entries.append(OutboxEntry(id: id, deliveryID: deliveryID, channel: channel, payload: payload))
+            ).decode((Int64, UUID, String, Int, String, String?).self) {
+                guard let payload else {
+                    orphans.append(id)
+                    continue
+                }
+                entries.append(OutboxEntry(
+                    id: id, deliveryID: deliveryID, channel: channel, attempt: attempt,
+                    purpose: OutboxPurpose(rawValue: purpose) ?? .deliver, payload: payload))
             }
-            guard !entries.isEmpty else { return 0 }
-            try await publish(entries)
-            let ids = entries.map(\.id)
+            if !orphans.isEmpty {
+                // A row whose delivery has no stored job can never be published: say so and drop it.
+                logger.error("outbox rows without a stored job dropped", metadata: ["outbox.ids": "\(orphans)"])
+            }
+            guard !entries.isEmpty || !orphans.isEmpty else { return 0 }
+            if !entries.isEmpty { try await publish(entries) }
+            let ids = entries.map(\.id) + orphans
             try await connection.query("DELETE FROM outbox WHERE id = ANY(\(ids)::bigint[])", logger: logger)
+            let scheduled = entries.filter { $0.purpose == .scheduled }.map(\.deliveryID)
+            if !scheduled.isEmpty {
+                try await connection.query(
+                    """
+                    UPDATE deliveries SET status = \(DeliveryStatus.queued.rawValue), updated_at = now()
+                    WHERE id = ANY(\(scheduled)::uuid[]) AND status = \(DeliveryStatus.scheduled.rawValue)
+                    """, logger: logger)
+            }
             return entries.count
         }
     }
@@ -50,5 +79,17 @@ public struct OutboxStore: Sendable {
             count = value
         }
         return count
+    }
+
+    /// How long the oldest due row has waited (zero when none is due): the relay's progress.
+    public func oldestDueAge() async throws -> Duration {
+        var seconds: Double = 0
+        for try await value in try await client.query(
+            "SELECT COALESCE(extract(epoch FROM now() - min(not_before)), 0)::float8 FROM outbox WHERE not_before <= now()",
+            logger: logger
+        ).decode(Double.self) {
+            seconds = value
+        }
+        return .milliseconds(Int64((max(0, seconds) * 1000).rounded()))
     }
 }

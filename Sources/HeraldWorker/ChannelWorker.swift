@@ -2,6 +2,7 @@ import Foundation
 import HeraldBroker
 import HeraldConfig
 import HeraldCore
+import HeraldEngine
 import HeraldHTTPRuntime
 import HeraldMessaging
 import HeraldProviders
@@ -11,9 +12,13 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 
-/// Consumes one channel's queue: attempts each delivery through the channel's providers, records
-/// every attempt, schedules a retry, falls back or dead-letters, and only then acks. A message whose
-/// outcome could not be recorded is requeued, never dropped: delivery is at-least-once.
+/// Consumes one channel's queue. For each message: claim the delivery (the database says whether
+/// this attempt may run — a redelivered or duplicate message of a delivery already sent, cancelled
+/// or attempted is acked without sending), attempt it through the channel's providers, settle the
+/// outcome (attempts, status, retry or fallback rows in the outbox) in one transaction, then ack.
+/// What to do is decided by `DeliveryEngine`; this type only carries it out. A message whose outcome
+/// could not be recorded is requeued, never dropped, and the outcome is kept to be recorded when it
+/// comes back instead of sending again.
 ///
 /// The channel's definition is read from the configuration in force when each attempt starts, so a
 /// reload changes the next attempt and never one in flight.
@@ -24,6 +29,7 @@ final class ChannelWorker: Service, Sendable {
     let shared: WorkerShared
     let logger: Logger
     private let rateLimiter = Mutex<RateLimiter?>(nil)
+    private let hosts = HostLimiter()
 
     init(channelName: String, config: ConfigStore, consumer: BrokerConsumer, shared: WorkerShared, logger: Logger) {
         self.channelName = channelName
@@ -31,7 +37,7 @@ final class ChannelWorker: Service, Sendable {
         self.consumer = consumer
         self.shared = shared
         var logger = logger
-        logger[metadataKey: "channel"] = "\(channelName)"
+        logger[metadataKey: "herald.channel"] = "\(channelName)"
         self.logger = logger
     }
 
@@ -69,70 +75,145 @@ final class ChannelWorker: Service, Sendable {
         do {
             job = try DeliveryJob.decode(message.body)
         } catch {
-            // Poison: it can never succeed. Rejected without requeue, it dead-letters for inspection.
-            logger.error("undecodable delivery message rejected to the dead-letter queue", metadata: ["error": "\(error)"])
-            consumer.reject(message.deliveryTag, requeue: false)
+            await quarantine(message, reason: "the message is not a delivery job: \(error)")
             return
         }
+        var logger = logger
+        logger[metadataKey: "herald.delivery_id"] = "\(job.deliveryID.lowercasedString)"
+        logger[metadataKey: "herald.notification_id"] = "\(job.notificationID.lowercasedString)"
+        let expectedAttempt = DeliveryTopology.attempt(of: message, job: job)
         let snapshot = config.snapshot
         guard let channel = snapshot.registry[job.channel] else {
             // The channel was removed from the configuration: keep the message rather than guess.
-            logger.error("no definition for the channel; message requeued", metadata: ["delivery": "\(job.deliveryID)"])
+            logger.error("no definition for the channel; message requeued")
             try? await Task.sleep(for: .seconds(1))
             consumer.reject(message.deliveryTag, requeue: true)
             return
         }
-        await waitForRateLimit(channel)
-        let tries = await shared.attempter.attempt(job, channel: channel, snapshotVersion: snapshot.version)
-        let final = tries.last ?? ProviderTry(provider: "none", startedAt: Date(), finishedAt: Date(), result: .init(
-            outcome: .permanentFailure, httpStatus: nil, error: "the channel has no provider", providerMessageID: nil, retryAfter: nil))
-        var decision = channel.retry.decide(outcome: final.result.outcome, attempt: job.attempt)
-        if case .retry(let delay) = decision, let retryAfter = final.result.retryAfter, retryAfter > delay {
-            decision = .retry(after: channel.retry.delayTiers.first { $0 >= retryAfter } ?? channel.retry.delayTiers.last ?? delay)
+        // An outcome this process could not record before: record it now instead of sending again.
+        if let unrecorded = shared.unrecorded.take(job.deliveryID) {
+            await commit(unrecorded, message: message, logger: logger)
+            return
         }
-        var outcome = OutcomeRecord(attempts: tries.enumerated().map { index, providerTry in
-            AttemptRecord(
-                deliveryID: job.deliveryID, notificationID: job.notificationID, number: job.attempt,
-                startedAt: providerTry.startedAt, finishedAt: providerTry.finishedAt, outcome: providerTry.result.outcome,
-                httpStatus: providerTry.result.httpStatus, error: providerTry.result.error,
-                providerMessageID: providerTry.result.providerMessageID,
-                // Only the last provider's try decides the delivery's status.
-                resultingStatus: index == tries.count - 1 ? decision.resultingStatus : .sending,
-                worker: shared.workerName, provider: providerTry.provider)
-        })
-        if decision.resultingStatus == .sent && !job.fallbacks.isEmpty {
-            outcome.cancelledDeliveries = job.fallbacks.map(\.deliveryID)
+        // One destination host may not take every slot: over its bound, the message waits in the outbox.
+        let host = DeliveryEngine.destinationKey(job, channel: channel)
+        if let host, let limit = channel.maxInFlightPerHost, !hosts.tryAcquire(host, limit: limit) {
+            deferred.increment()
+            let delay = Duration.milliseconds(Int64(Double(shared.hostDeferral.milliseconds) * Double.random(in: 0.5..<1.5)))
+            await commit(DeliveryEngine.deferral(job: job, attempt: expectedAttempt, now: Date(), delay: delay), message: message, logger: logger)
+            return
         }
-        for providerTry in tries {
-            Counter(label: "herald_attempts_total", dimensions: [
-                ("channel", channel.name), ("provider", providerTry.provider), ("outcome", providerTry.result.outcome.rawValue),
-            ]).increment()
-        }
-        do {
-            try await shared.recorder.submit(outcome)
-            switch decision {
-            case .retry(let delay):
-                var next = job
-                next.attempt += 1
-                try await shared.publisher.publish([DeliveryTopology.retryMessage(for: next, delay: delay)])
-            case .finish(.failed):
-                var messages = [try DeliveryTopology.deadLetterMessage(
-                    for: job, reason: final.result.error ?? "failed with outcome \(final.result.outcome.rawValue)")]
-                if var next = job.fallbacks.first {
-                    // Fallback routing: the next channel gets its turn now that this one failed for good.
-                    next.fallbacks = Array(job.fallbacks.dropFirst())
-                    messages.append(DeliveryTopology.deliveryMessage(
-                        channel: next.channel, deliveryID: next.deliveryID.lowercasedString, payload: try next.encoded()))
+        defer { if let host, channel.maxInFlightPerHost != nil { hosts.release(host) } }
+
+        let lease = DeliveryEngine.lease(for: channel)
+        var decision: ClaimDecision
+        var waited: Duration = .zero
+        while true {
+            let claim: ClaimResult?
+            do {
+                let claimer = shared.claimer
+                claim = try await withDeadline(.seconds(10), "claiming the delivery") {
+                    try await claimer.submit(ClaimRequest(deliveryID: job.deliveryID, attempt: expectedAttempt, lease: lease))
                 }
-                try await shared.publisher.publish(messages)
-            case .finish:
-                break
+            } catch {
+                logger.warning("could not claim the delivery; the message goes back to the queue", metadata: [
+                    "error": "\(StoreFailure.describe(error))",
+                ])
+                try? await Task.sleep(for: .seconds(1))
+                consumer.reject(message.deliveryTag, requeue: true)
+                return
             }
+            decision = DeliveryEngine.decide(claim: claim, job: job, expectedAttempt: expectedAttempt, now: Date())
+            guard case .wait(let pause) = decision else { break }
+            if waited > DeliveryEngine.lease(for: channel) + .seconds(5) || Task.isShuttingDownGracefully {
+                consumer.reject(message.deliveryTag, requeue: true)
+                return
+            }
+            try? await Task.sleep(for: pause)
+            waited += pause
+        }
+
+        let now = Date()
+        switch decision {
+        case .skip(let reason):
+            skipped.increment()
+            logger.info("message acked without sending", metadata: ["reason": "\(reason)", "herald.attempt": "\(expectedAttempt)"])
+            consumer.ack(message.deliveryTag)
+        case .missing:
+            skipped.increment()
+            logger.error("message for a delivery that is not in the database acked without sending")
+            consumer.ack(message.deliveryTag)
+        case .wait:
+            consumer.reject(message.deliveryTag, requeue: true)
+        case .expire:
+            await commit(DeliveryEngine.expire(job: job, now: now), message: message, logger: logger)
+        case .abandoned(let number, let base, let previous):
+            logger.warning("settling an attempt a stopped worker left unrecorded as ambiguous", metadata: [
+                "herald.attempt": "\(number)", "previous_worker": "\(previous)",
+            ])
+            await commit(
+                DeliveryEngine.settleAbandoned(
+                    job: job, number: number, attemptBase: base, previousWorker: previous, policy: channel.retry,
+                    worker: shared.workerName, now: now, random: Double.random(in: 0..<1)),
+                message: message, logger: logger)
+        case .attempt(let number, let base):
+            await waitForRateLimit(channel)
+            var attemptJob = job
+            attemptJob.attempt = number
+            let tries = await shared.attempter.attempt(attemptJob, channel: channel, snapshotVersion: snapshot.version)
+            for providerTry in tries {
+                Counter(label: "herald_attempts_total", dimensions: [
+                    ("channel", channel.name), ("provider", providerTry.provider), ("outcome", providerTry.outcome.rawValue),
+                ]).increment()
+            }
+            let settlement = DeliveryEngine.settle(
+                job: attemptJob, number: number, attemptBase: base, tries: tries, policy: channel.retry,
+                worker: shared.workerName, now: Date(), random: Double.random(in: 0..<1))
+            await commit(settlement, message: message, logger: logger)
+        }
+    }
+
+    private let skipped = Counter(label: "herald_messages_skipped_total")
+    private let deferred = Counter(label: "herald_messages_deferred_total")
+    private let poisoned = Counter(label: "herald_poison_messages_total")
+
+    /// Records the settlement, then acks. On failure the message is requeued and the settlement kept
+    /// for its return, so the provider is not called twice for one attempt.
+    private func commit(_ settlement: Settlement, message: IncomingMessage, logger: Logger) async {
+        do {
+            let recorder = shared.recorder
+            try await withDeadline(.seconds(20), "recording the outcome") { try await recorder.submit(settlement) }
+            if !settlement.enqueue.isEmpty { shared.relay?.wake() }
             consumer.ack(message.deliveryTag)
         } catch {
-            logger.error(
-                "could not record the outcome; the message goes back to the queue",
-                metadata: ["delivery": "\(job.deliveryID)", "error": "\(error)"])
+            if !settlement.attempts.isEmpty { shared.unrecorded.put(settlement) }
+            logger.error("could not record the outcome; the message goes back to the queue", metadata: [
+                "error": "\(StoreFailure.describe(error))",
+            ])
+            try? await Task.sleep(for: .seconds(1))
+            consumer.reject(message.deliveryTag, requeue: true)
+        }
+    }
+
+    /// A message that can never be processed: kept in the database for inspection and acked, so the
+    /// queue moves on. If it can't be stored now, it goes back to the queue.
+    private func quarantine(_ message: IncomingMessage, reason: String) async {
+        do {
+            let store = shared.store
+            let channel = channelName
+            try await withDeadline(.seconds(10), "storing a poison message") {
+                try await store.recordPoison(channel: channel, body: message.body, messageID: message.messageID, reason: reason)
+            }
+            poisoned.increment()
+            logger.error("undecodable message moved to poison_messages", metadata: [
+                "reason": "\(reason)", "message_id": "\(message.messageID ?? "-")",
+            ])
+            consumer.ack(message.deliveryTag)
+        } catch {
+            logger.error("could not store a poison message; it goes back to the queue", metadata: [
+                "error": "\(StoreFailure.describe(error))",
+            ])
+            try? await Task.sleep(for: .seconds(1))
             consumer.reject(message.deliveryTag, requeue: true)
         }
     }
@@ -169,4 +250,42 @@ final class RateLimiter: Sendable {
         }
         if slot > now { try? await Task.sleep(until: slot, clock: .continuous) }
     }
+}
+
+/// Counts attempts in flight per destination host; never blocks (over the bound, the caller defers).
+final class HostLimiter: Sendable {
+    private let inFlight = Mutex<[String: Int]>([:])
+
+    func tryAcquire(_ host: String, limit: Int) -> Bool {
+        inFlight.withLock { counts in
+            let current = counts[host, default: 0]
+            guard current < limit else { return false }
+            counts[host] = current + 1
+            return true
+        }
+    }
+
+    func release(_ host: String) {
+        inFlight.withLock { counts in
+            let remaining = counts[host, default: 1] - 1
+            counts[host] = remaining > 0 ? remaining : nil
+        }
+    }
+
+    func count(_ host: String) -> Int { inFlight.withLock { $0[host, default: 0] } }
+}
+
+/// Settlements whose recording failed, kept until their message comes back.
+final class UnrecordedSettlements: Sendable {
+    private let byDelivery = Mutex<[UUID: Settlement]>([:])
+
+    func put(_ settlement: Settlement) {
+        byDelivery.withLock { entries in
+            // Bounded: this is a safety net for short database outages, not a store.
+            if entries.count >= 10_000 { entries.removeAll() }
+            entries[settlement.deliveryID] = settlement
+        }
+    }
+
+    func take(_ id: UUID) -> Settlement? { byDelivery.withLock { $0.removeValue(forKey: id) } }
 }

@@ -1,16 +1,20 @@
 import Foundation
 import HeraldCore
+import HeraldEngine
 import HeraldHTTPRuntime
 import HeraldProviders
 import Logging
 import Synchronization
 
-/// One try through one provider.
-struct ProviderTry: Sendable {
-    var provider: String
-    var startedAt: Date
-    var finishedAt: Date
-    var result: ProviderResult
+typealias ProviderTry = ProviderAttempt
+
+extension ProviderAttempt {
+    init(provider: String, startedAt: Date, finishedAt: Date, result: ProviderResult) {
+        self.init(
+            provider: provider, startedAt: startedAt, finishedAt: finishedAt, outcome: result.outcome,
+            httpStatus: result.httpStatus, error: result.error, providerMessageID: result.providerMessageID,
+            retryAfter: result.retryAfter)
+    }
 }
 
 /// Makes one attempt of a delivery: the channel's providers in order, stopping at the first success.
@@ -59,8 +63,8 @@ final class DeliveryAttempter: Sendable {
             }
         }
         // Every provider failed. If any of them may work later, the delivery is worth retrying.
-        if sawTransient, var last = tries.last, last.result.outcome == .permanentFailure {
-            last.result.outcome = .transientFailure
+        if sawTransient, var last = tries.last, last.outcome == .permanentFailure {
+            last.outcome = .transientFailure
             tries[tries.count - 1] = last
         }
         return tries

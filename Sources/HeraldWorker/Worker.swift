@@ -2,6 +2,7 @@ import Foundation
 import HeraldBroker
 import HeraldConfig
 import HeraldCore
+import HeraldEngine
 import HeraldHTTPRuntime
 import HeraldMessaging
 import HeraldProviders
@@ -24,6 +25,12 @@ public struct WorkerConfiguration: Sendable {
     public var recordBatchSize: Int = 256
     public var postgresConnections: Int = 8
     public var secrets = SecretResolver()
+    /// Whether this process also relays the outbox (retries, fallbacks and replays its settlements
+    /// add). Default true: delivery then doesn't depend on a gateway running.
+    public var runsRelay: Bool = true
+    public var relay = OutboxRelay.Configuration()
+    /// How long a message over its host's in-flight bound waits in the outbox (±50 %). Default 1 s.
+    public var hostDeferral: Duration = .seconds(1)
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -48,10 +55,15 @@ public enum ChannelSelection: Sendable, Hashable {
 
 /// What every channel worker of a process shares.
 struct WorkerShared: Sendable {
+    let store: NotificationStore
     let publisher: BrokerPublisher
-    let recorder: GroupCommitter<OutcomeRecord, Void>
+    let claimer: GroupCommitter<ClaimRequest, ClaimResult?>
+    let recorder: GroupCommitter<Settlement, Void>
+    let relay: OutboxRelay?
     let attempter: DeliveryAttempter
     let workerName: String
+    let hostDeferral: Duration
+    let unrecorded = UnrecordedSettlements()
 }
 
 public struct WorkerBuildError: Error, Sendable, CustomStringConvertible {
@@ -70,9 +82,9 @@ public func buildWorker(
     guard unknown.isEmpty else {
         throw WorkerBuildError(description: "unknown channel(s) \(unknown.joined(separator: ", ")); configured: \(registry.names.joined(separator: ", "))")
     }
-    var postgresConfiguration = try PostgresClient.Configuration(url: configuration.postgresURL)
-    postgresConfiguration.options.maximumConnections = configuration.postgresConnections
-    let postgres = PostgresClient(configuration: postgresConfiguration, backgroundLogger: logger)
+    let postgres = PostgresClient(
+        configuration: try .herald(url: configuration.postgresURL, connections: configuration.postgresConnections),
+        backgroundLogger: logger)
     let store = NotificationStore(client: postgres, logger: logger)
     let endpoint = try AMQPEndpoint(url: configuration.amqpURL)
     // The publisher declares every channel's queues: fallbacks publish to channels this process doesn't consume.
@@ -80,24 +92,33 @@ public func buildWorker(
     var runtimeConfiguration = CurlRuntime.Configuration()
     runtimeConfiguration.maxConcurrentTransfers = max(64, registry.channels.values.map(\.concurrency).reduce(0, +))
     let runtime = CurlRuntime(configuration: runtimeConfiguration, logger: logger)
-    let recorder = GroupCommitter<OutcomeRecord, Void>(
-        maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, logger: logger
+    let recorder = GroupCommitter<Settlement, Void>(
+        maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, logger: logger,
+        isolate: StoreFailure.isCausedByData, describe: StoreFailure.describe
     ) { batch in
-        try await store.recordOutcomes(batch)
+        try await store.settle(batch)
         return Array(repeating: (), count: batch.count)
     }
+    let workerName = configuration.workerName
+    let claimer = GroupCommitter<ClaimRequest, ClaimResult?>(
+        maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, logger: logger,
+        isolate: StoreFailure.isCausedByData, describe: StoreFailure.describe
+    ) { batch in try await store.claim(batch, worker: workerName) }
+    let relay = configuration.runsRelay
+        ? OutboxRelay(outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher, configuration: configuration.relay, logger: logger)
+        : nil
     let webhookSender = WebhookSender(
         signer: try configuration.webhookSecret.map { try WebhookSigner(secret: $0) }, timeout: .seconds(15),
         restrictToPublicAddresses: !configuration.allowPrivateTargets)
     let shared = WorkerShared(
-        publisher: publisher, recorder: recorder,
+        store: store, publisher: publisher, claimer: claimer, recorder: recorder, relay: relay,
         attempter: DeliveryAttempter(
             runtime: runtime, secrets: configuration.secrets, webhookSender: webhookSender,
             restrictToPublicAddresses: !configuration.allowPrivateTargets, logger: logger),
-        workerName: configuration.workerName)
+        workerName: workerName, hostDeferral: configuration.hostDeferral)
     let supervisor = WorkerSupervisor(
         selection: selection, config: config, endpoint: endpoint, shared: shared, logger: logger)
-    var services: [any Service] = [postgres, publisher, runtime, recorder, supervisor]
+    var services: [any Service] = [postgres, publisher, runtime, recorder, claimer] + (relay.map { [$0] } ?? []) + [supervisor]
     if let loader {
         services.append(ConfigReloader(
             loader: loader, store: config, logger: logger,

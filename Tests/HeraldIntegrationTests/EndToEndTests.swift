@@ -3,6 +3,7 @@ import HTTPTypes
 import HeraldConfig
 import HeraldCore
 import HeraldGateway
+import HeraldMessaging
 import HeraldStore
 import HeraldWorker
 import Hummingbird
@@ -222,9 +223,10 @@ struct EndToEndTests {
             try await client.query("INSERT INTO notifications (id, request) VALUES (\(notificationID), '{}'::jsonb)")
             try await client.query(
                 "INSERT INTO deliveries (id, notification_id, channel, status) VALUES (\(deliveryID), \(notificationID), 'x', 'queued')")
-            try await store.record([AttemptRecord(
+            try await store.settle([Settlement(deliveryID: deliveryID, attempts: [AttemptRecord(
                 deliveryID: deliveryID, notificationID: notificationID, number: 1, startedAt: Date(), finishedAt: Date(),
-                outcome: .transientFailure, httpStatus: 503, error: "HTTP 503", resultingStatus: .retrying, worker: "t")])
+                outcome: .transientFailure, httpStatus: 503, error: "HTTP 503", resultingStatus: .retrying, worker: "t")],
+                status: .retrying, lastError: "HTTP 503")])
             await #expect(throws: PSQLError.self) {
                 try await client.query("UPDATE attempts SET outcome = 'success' WHERE delivery_id = \(deliveryID)")
             }

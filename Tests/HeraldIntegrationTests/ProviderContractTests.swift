@@ -3,6 +3,7 @@ import Foundation
 import HeraldConfig
 import HeraldCore
 import HeraldGateway
+import HeraldMessaging
 import HeraldProviders
 import HeraldWorker
 import Hummingbird

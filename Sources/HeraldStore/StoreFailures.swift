@@ -1,0 +1,58 @@
+import HeraldCore
+import PostgresNIO
+
+/// How Herald talks about database failures: in words an operator can act on, without the
+/// statement's bound values (they hold recipients and message text).
+public enum StoreFailure {
+    /// What failed, e.g. `PostgreSQL refused the statement: 22P05 unsupported Unicode escape sequence
+    /// (table deliveries)`, or `PostgreSQL connection: serverClosedConnection`.
+    public static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            guard let info = error.serverInfo else {
+                let underlying = error.underlying.map { ": \($0)" } ?? ""
+                return "PostgreSQL connection: \(error.code)\(underlying)"
+            }
+            var text = "PostgreSQL refused the statement: \(info[.sqlState] ?? "?") \(info[.message] ?? "")"
+            let names = [("table", info[.tableName]), ("column", info[.columnName]), ("constraint", info[.constraintName])]
+                .compactMap { label, value in value.map { "\(label) \($0)" } }
+            if !names.isEmpty { text += " (\(names.joined(separator: ", ")))" }
+            return text
+        }
+        return String(describing: error)
+    }
+
+    /// Whether the server rejected the statement because of what it was given (a data error, a
+    /// constraint), as opposed to the connection, the server's state or a deadline: only then can
+    /// splitting a batch isolate the culprit.
+    public static func isCausedByData(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        // Class 22: data exception; 23: integrity constraint violation; 42: syntax error or access rule.
+        return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("42")
+    }
+
+    /// Whether the database could not be reached or answered too slowly: a client may retry later.
+    public static func isUnavailable(_ error: any Error) -> Bool {
+        if error is DeadlineExceeded { return true }
+        guard let error = error as? PSQLError else { return false }
+        guard let state = error.serverInfo?[.sqlState] else { return true }  // connection-level
+        // 57: operator intervention (shutdown, statement timeout 57014); 08: connection; 53: resources.
+        return state.hasPrefix("57") || state.hasPrefix("08") || state.hasPrefix("53")
+    }
+}
+
+extension PostgresClient.Configuration {
+    /// A pool configured the way every Herald process uses PostgreSQL: `connections` at most,
+    /// connects within 5 s, every statement bounded by the server (`statement_timeout`) and a
+    /// transaction left idle by a stuck client ended (`idle_in_transaction_session_timeout`), so
+    /// that no lock outlives a client that stopped answering.
+    public static func herald(url: String, connections: Int, statementTimeout: Duration = .seconds(15)) throws -> Self {
+        var configuration = try PostgresClient.Configuration(url: url)
+        configuration.options.maximumConnections = connections
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "\(statementTimeout.milliseconds)"),
+            ("idle_in_transaction_session_timeout", "\(2 * statementTimeout.milliseconds)"),
+        ]
+        return configuration
+    }
+}
