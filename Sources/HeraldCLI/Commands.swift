@@ -32,7 +32,21 @@ struct GatewayCommand: AsyncParsableCommand {
             "listen": "\(configuration.host):\(configuration.port)", "config.version": "\(snapshot.version)",
             "postgres": "\(PostgresClient.Configuration.redacted(environment.postgresURL))",
         ])
-        try await application.runService()
+        try await ServiceGroup(configuration: .herald(services: [application], logger: logger)).run()
+    }
+}
+
+extension ServiceGroupConfiguration {
+    /// How every Herald process runs its services: SIGTERM or SIGINT starts a graceful shutdown
+    /// (stop taking work, finish what is in flight, flush the committers) bounded to 20 s; then the
+    /// services are cancelled, and a service that ignores cancellation for 10 s more ends the process
+    /// (ServiceLifecycle escalates to a crash), so a stop always stops.
+    static func herald(services: [any Service], logger: Logger) -> ServiceGroupConfiguration {
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(20)
+        configuration.maximumCancellationDuration = .seconds(10)
+        return configuration
     }
 }
 
@@ -66,11 +80,7 @@ struct WorkerCommand: AsyncParsableCommand {
         logger.info("worker starting", metadata: [
             "channels": "\(all ? "all" : channel.joined(separator: ","))", "config.version": "\(snapshot.version)",
         ])
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
+        try await ServiceGroup(configuration: .herald(services: services, logger: logger)).run()
     }
 }
 

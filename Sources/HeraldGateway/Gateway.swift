@@ -66,7 +66,7 @@ public func buildGateway(
     let publisher = BrokerPublisher(endpoint: endpoint, topology: DeliveryTopology.topology(for: registry), logger: logger)
     let store = NotificationStore(client: postgres, logger: logger)
     let committer = GroupCommitter<NewNotification, AcceptOutcome>(
-        maxBatchSize: configuration.commitBatchSize, maxConcurrentFlushes: 3, logger: logger,
+        maxBatchSize: configuration.commitBatchSize, maxConcurrentFlushes: 3, flushDeadline: .seconds(10), logger: logger,
         isolate: StoreFailure.isCausedByData, describe: StoreFailure.describe
     ) { batch in try await store.accept(batch) }
     let relay = OutboxRelay(

@@ -135,6 +135,10 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
+    public static func backoffForTesting(after failures: Int, configuration: Configuration) -> Duration {
+        backoff(after: failures, configuration: configuration)
+    }
+
     /// The wait after the `failures`-th failed round in a row: doubling from `errorBackoff`, capped.
     static func backoff(after failures: Int, configuration: Configuration) -> Duration {
         let factor = 1 << min(max(failures - 1, 0), 16)

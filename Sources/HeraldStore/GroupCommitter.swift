@@ -1,3 +1,4 @@
+import HeraldCore
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -39,6 +40,7 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
     private let maxBatchSize: Int
     private let maxConcurrentFlushes: Int
     private let flush: Flush
+    private let flushDeadline: Duration?
     private let isolate: @Sendable (any Error) -> Bool
     private let describe: @Sendable (any Error) -> String
     private let logger: Logger
@@ -46,8 +48,11 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
     /// - Parameters:
     ///   - isolate: whether an error may have been caused by one item (then the batch is split).
     ///   - describe: how errors are written to the log.
+    ///   - flushDeadline: longest a flush may take; past it the batch fails with `DeadlineExceeded`
+    ///     and the flush is abandoned, so a database that stopped answering can't hold the committer
+    ///     (nor its shutdown). Default none.
     public init(
-        maxBatchSize: Int = 256, maxConcurrentFlushes: Int = 2, logger: Logger,
+        maxBatchSize: Int = 256, maxConcurrentFlushes: Int = 2, flushDeadline: Duration? = nil, logger: Logger,
         isolate: @escaping @Sendable (any Error) -> Bool = { _ in false },
         describe: @escaping @Sendable (any Error) -> String = { String(describing: $0) },
         flush: @escaping Flush
@@ -56,6 +61,7 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
         self.maxBatchSize = maxBatchSize
         self.maxConcurrentFlushes = maxConcurrentFlushes
         self.flush = flush
+        self.flushDeadline = flushDeadline
         self.isolate = isolate
         self.describe = describe
         self.logger = logger
@@ -117,7 +123,13 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
 
     private func flushIsolating(_ batch: [Pending]) async {
         do {
-            let outputs = try await flush(batch.map(\.item))
+            let items = batch.map(\.item)
+            let outputs: [Output]
+            if let flushDeadline {
+                outputs = try await withDeadline(flushDeadline, "a batch commit of \(items.count)") { [flush] in try await flush(items) }
+            } else {
+                outputs = try await flush(items)
+            }
             guard outputs.count == batch.count else { throw OutputCountMismatch() }
             for (pending, output) in zip(batch, outputs) { pending.continuation.resume(returning: output) }
         } catch {

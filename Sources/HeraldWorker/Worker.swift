@@ -93,7 +93,7 @@ public func buildWorker(
     runtimeConfiguration.maxConcurrentTransfers = max(64, registry.channels.values.map(\.concurrency).reduce(0, +))
     let runtime = CurlRuntime(configuration: runtimeConfiguration, logger: logger)
     let recorder = GroupCommitter<Settlement, Void>(
-        maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, logger: logger,
+        maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, flushDeadline: .seconds(15), logger: logger,
         isolate: StoreFailure.isCausedByData, describe: StoreFailure.describe
     ) { batch in
         try await store.settle(batch)
@@ -101,7 +101,7 @@ public func buildWorker(
     }
     let workerName = configuration.workerName
     let claimer = GroupCommitter<ClaimRequest, ClaimResult?>(
-        maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, logger: logger,
+        maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, flushDeadline: .seconds(8), logger: logger,
         isolate: StoreFailure.isCausedByData, describe: StoreFailure.describe
     ) { batch in try await store.claim(batch, worker: workerName) }
     let relay = configuration.runsRelay

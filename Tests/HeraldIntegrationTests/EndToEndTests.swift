@@ -28,10 +28,27 @@ struct EndToEndTests {
                 retryAmbiguous: true))
     }
 
+    /// What a test gets from `withHerald`.
+    struct Harness: Sendable {
+        let client: any TestClientProtocol
+        let receiver: WebhookReceiver
+        let components: GatewayComponents
+        var store: NotificationStore { components.store }
+    }
+
     /// Runs a gateway and a worker for `channel` plus a receiver answering `statuses`, then `body`.
     static func withHerald(
         channel: ChannelDefinition, receiverStatuses: [Int] = [],
         _ body: @Sendable (any TestClientProtocol, WebhookReceiver, NotificationStore) async throws -> Void
+    ) async throws {
+        try await withHerald(channel: channel, receiver: WebhookReceiver(statuses: receiverStatuses)) { harness in
+            try await body(harness.client, harness.receiver, harness.store)
+        }
+    }
+
+    static func withHerald(
+        channel: ChannelDefinition, receiver: WebhookReceiver, extraServices: [any Service] = [],
+        _ body: @Sendable (Harness) async throws -> Void
     ) async throws {
         try await TestServers.withDatabase { _ in }  // migrate first
         let logger = TestServers.logger
@@ -43,9 +60,10 @@ struct EndToEndTests {
         var workerConfiguration = WorkerConfiguration(postgresURL: TestServers.postgresURL, amqpURL: TestServers.amqpURL)
         workerConfiguration.allowPrivateTargets = true  // the receiver is on 127.0.0.1
         workerConfiguration.workerName = "itest-worker"
-        let receiver = WebhookReceiver(statuses: receiverStatuses)
+        workerConfiguration.relay.pollInterval = .milliseconds(50)
+        workerConfiguration.hostDeferral = .milliseconds(200)
         let background = ServiceGroup(
-            services: [receiver.application]
+            services: [receiver.application] + extraServices
                 + (try buildWorker(channels: .named([channel.name]), config: config, configuration: workerConfiguration, logger: logger)),
             logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -56,7 +74,7 @@ struct EndToEndTests {
                 _ = try await eventually("the gateway to be ready") {
                     try await client.execute(uri: "/readyz", method: .get).status == .ok ? true : nil
                 }
-                try await body(client, receiver, components.store)
+                try await body(Harness(client: client, receiver: receiver, components: components))
             }
             await background.triggerGracefulShutdown()
             try await group.waitForAll()
@@ -136,6 +154,8 @@ struct EndToEndTests {
             #expect(attempts.map { $0["outcome"] } == ["transient_failure", "success"])
             #expect(attempts.map { $0["http_status"] } == [500, 200])
             #expect(attempts.first?["error"]?.stringValue?.hasPrefix("HTTP 500") == true)
+            // The attempts keep the history; a sent delivery has no last error.
+            #expect(final.value(atPath: "deliveries.0.last_error") == nil)
             #expect(receiver.requests.count == 2)
             // Both attempts carry the same webhook-id, so the receiver can de-duplicate.
             #expect(Set(receiver.requests.map { $0.headers["webhook-id"] ?? "" }).count == 1)

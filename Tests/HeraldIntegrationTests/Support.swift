@@ -48,14 +48,21 @@ final class WebhookReceiver: Sendable {
         var path: String
         var headers: [String: String]
         var body: [UInt8]
+        var at = Date()
     }
 
     private let scriptedStatuses: Mutex<[Int]>
     private let received = Mutex<[Received]>([])
     private let boundPort = Mutex<Int?>(nil)
+    private let answerAfter: Duration
+    /// What it answers once the scripted statuses are used up. Default 200.
+    let fallbackStatus: Mutex<Int>
 
-    init(statuses: [Int] = []) {
+    /// - Parameter delay: how long it waits before answering each request (a hanging receiver).
+    init(statuses: [Int] = [], then fallbackStatus: Int = 200, delay: Duration = .zero) {
         scriptedStatuses = Mutex(statuses)
+        self.fallbackStatus = Mutex(fallbackStatus)
+        answerAfter = delay
     }
 
     var requests: [Received] { received.withLock { $0 } }
@@ -69,7 +76,9 @@ final class WebhookReceiver: Sendable {
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
             self.received.withLock { $0.append(Received(path: request.uri.path, headers: headers, body: Array(buffer: body))) }
-            let status = self.scriptedStatuses.withLock { $0.isEmpty ? 200 : $0.removeFirst() }
+            let fallback = self.fallbackStatus.withLock { $0 }
+            let status = self.scriptedStatuses.withLock { $0.isEmpty ? fallback : $0.removeFirst() }
+            if self.answerAfter > .zero { try? await Task.sleep(for: self.answerAfter) }
             return Response(status: .init(code: status))
         }
         return Application(
