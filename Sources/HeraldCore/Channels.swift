@@ -40,17 +40,6 @@ public struct RetryPolicy: Sendable, Hashable {
         return .milliseconds(Int64(milliseconds.rounded()))
     }
 
-    /// Every distinct delay this policy can ask for: one delay queue each.
-    public var delayTiers: [Duration] {
-        guard maxAttempts > 1 else { return [] }
-        var tiers: [Duration] = []
-        for attempt in 1..<maxAttempts {
-            let delay = delay(afterAttempt: attempt)
-            if !tiers.contains(delay) { tiers.append(delay) }
-        }
-        return tiers
-    }
-
     /// What to do after an attempt with `outcome`.
     public func decide(outcome: AttemptOutcome, attempt: Int) -> RetryDecision {
         switch outcome {

@@ -10,13 +10,13 @@ public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
     case scheduled
     /// Stored and handed to the outbox; no attempt yet.
     case queued
-    /// A worker is attempting it now.
+    /// A worker has claimed it and is attempting it now (under a lease).
     case sending
-    /// An attempt failed transiently; the next one waits in a delay queue.
+    /// An attempt failed transiently; the next one waits in the outbox until its time (`not_before`).
     case retrying
     /// The provider accepted it.
     case sent
-    /// The provider reported it delivered to the recipient (delivery receipts).
+    /// The provider reported it delivered to the recipient (delivery receipts; not written yet).
     case delivered
     /// Failed for good: permanent error, or retries exhausted.
     case failed

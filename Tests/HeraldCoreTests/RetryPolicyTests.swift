@@ -10,7 +10,6 @@ import Testing
         #expect(policy.delay(afterAttempt: 1) == .seconds(1))
         #expect(policy.delay(afterAttempt: 2) == .seconds(3))
         #expect(policy.delay(afterAttempt: 3) == .seconds(5))
-        #expect(policy.delayTiers == [.seconds(1), .seconds(3), .seconds(5)])
     }
 
     @Test func decisions() {
@@ -25,7 +24,9 @@ import Testing
     }
 
     @Test func terminalStatuses() {
-        #expect(DeliveryStatus.allCases.filter(\.isTerminal) == [.sent, .delivered, .failed, .cancelled, .expired])
+        #expect(DeliveryStatus.terminal == [.sent, .delivered, .failed, .cancelled, .expired])
+        #expect(DeliveryStatus.claimable.allSatisfy { !$0.isTerminal })
+        #expect(DeliveryStatus.cancellable.allSatisfy { !$0.isTerminal } && !DeliveryStatus.cancellable.contains(.sending))
     }
 }
 

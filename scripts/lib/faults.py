@@ -716,13 +716,17 @@ def inspect_poison(amqp_url: str, poison_ids: list[str]) -> tuple[int, set[str],
     """(work queue messages ready, poison ids found in the dead-letter queue, dead-letter depth).
 
     Reads the dead-letter queue without acknowledging: closing the channel puts every message back.
+    A missing dead-letter queue counts as empty (a Herald that keeps poison elsewhere needn't have one).
     """
     pika = _pika()
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
         work_ready = channel.queue_declare(queue=WORK_QUEUE, passive=True).method.message_count
-        depth = channel.queue_declare(queue=DEAD_LETTER_QUEUE, passive=True).method.message_count
+        try:
+            depth = channel.queue_declare(queue=DEAD_LETTER_QUEUE, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return work_ready, set(), 0
         wanted, found = set(poison_ids), set()
         for _ in range(min(depth, 100_000)):
             method, properties, _body = channel.basic_get(queue=DEAD_LETTER_QUEUE, auto_ack=False)
@@ -736,6 +740,18 @@ def inspect_poison(amqp_url: str, poison_ids: list[str]) -> tuple[int, set[str],
     finally:
         connection.close()
     return work_ready, found, depth
+
+
+def poison_in_database(db: "DB", poison_ids: list[str]) -> set[str]:
+    """Poison ids a worker stored in the `poison_messages` table, where Herald has one."""
+    if not poison_ids:
+        return set()
+    rows = db.try_query("SELECT to_regclass('poison_messages') IS NOT NULL")
+    if not rows or rows[0][0] != "t":
+        return set()
+    listed = ", ".join("'" + i.replace("'", "''") + "'" for i in poison_ids)
+    rows = db.try_query(f"SELECT DISTINCT message_id FROM poison_messages WHERE message_id IN ({listed})") or []
+    return {row[0] for row in rows}
 
 
 # ================================================================================================
@@ -1096,15 +1112,18 @@ def poison_message(run: Run) -> None:
     log(f"  fault: published {len(ids)} undecodable messages to {WORK_QUEUE}")
     run.fault_ended()
     run.finish()
-    # The worker rejects them without requeue, so they dead-letter; give the broker a moment.
+    # Out of the work queue means set aside somewhere inspectable: dead-lettered in the broker
+    # (rejected without requeue) or stored in PostgreSQL (`poison_messages`), whichever this Herald does.
     deadline = time.monotonic() + 15
     while True:
-        work_ready, found, depth = inspect_poison(run.ctx.suite.amqp_url, ids)
-        if len(found) == len(ids) or time.monotonic() >= deadline:
+        work_ready, in_dlq, depth = inspect_poison(run.ctx.suite.amqp_url, ids)
+        in_db = poison_in_database(run.ctx.db, ids)
+        if len(in_dlq | in_db) == len(ids) or time.monotonic() >= deadline:
             break
         time.sleep(1.0)
-    run.result.check("poison dead-lettered", len(found) == len(ids),
-                     f"{len(found)}/{len(ids)} in {DEAD_LETTER_QUEUE} (depth {depth})")
+    run.result.check("poison set aside", len(in_dlq | in_db) == len(ids),
+                     f"{len(in_dlq | in_db)}/{len(ids)} out of the work queue: {len(in_dlq)} in {DEAD_LETTER_QUEUE}"
+                     f" (depth {depth}), {len(in_db)} in table poison_messages")
     run.result.check("work queue empty", work_ready == 0, f"{work_ready} ready in {WORK_QUEUE}")
 
 
@@ -1266,6 +1285,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="client threads (default 32)")
     parser.add_argument("--drain-timeout", type=float, help="seconds to wait for terminal states (default 300; 60 quick)")
     parser.add_argument("--keep-services", action="store_true", help="(handled by scripts/faults)")
+    parser.add_argument("--stop-services", action="store_true", help="(handled by scripts/faults)")
     parser.add_argument("--list", action="store_true", help="list the scenarios")
     parser.add_argument("--check-args", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
