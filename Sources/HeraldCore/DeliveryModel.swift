@@ -71,13 +71,18 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     public var worker: String
     /// The provider tried.
     public var provider: String
+    public var channel: String
+    public var tenant: String
 
     public init(
         deliveryID: UUID, notificationID: UUID, number: Int, startedAt: Date, finishedAt: Date,
         outcome: AttemptOutcome, httpStatus: Int?, error: String?, providerMessageID: String? = nil,
-        resultingStatus: DeliveryStatus, worker: String, provider: String = ""
+        resultingStatus: DeliveryStatus, worker: String, provider: String = "", channel: String = "",
+        tenant: String = Tenant.default
     ) {
         self.provider = provider
+        self.channel = channel
+        self.tenant = tenant
         self.deliveryID = deliveryID
         self.notificationID = notificationID
         self.number = number
@@ -138,6 +143,7 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
     public var deliveryID: UUID
     public var notificationID: UUID
     public var channel: String
+    public var tenant: String
     /// The number this job's attempt will carry (1 for the first).
     public var attempt: Int
     public var to: [String: JSONValue]
@@ -157,8 +163,10 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
     public init(
         deliveryID: UUID, notificationID: UUID, channel: String, attempt: Int,
         to: [String: JSONValue], message: MessageContent, data: JSONValue = .object([:]), metadata: JSONValue,
-        acceptedAt: Date, configVersion: String = "", fallbackIDs: [UUID] = [], expiresAt: Date? = nil
+        acceptedAt: Date, configVersion: String = "", fallbackIDs: [UUID] = [], expiresAt: Date? = nil,
+        tenant: String = Tenant.default
     ) {
+        self.tenant = tenant
         self.data = data
         self.configVersion = configVersion
         self.fallbackIDs = fallbackIDs
@@ -176,7 +184,7 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey {
         case deliveryID = "delivery_id", notificationID = "notification_id", channel, attempt, to, message, data,
             metadata, acceptedAt = "accepted_at", configVersion = "config_version", fallbackIDs = "fallback_ids",
-            expiresAt = "expires_at"
+            expiresAt = "expires_at", tenant
     }
 
     public init(from decoder: any Decoder) throws {
@@ -193,6 +201,7 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
         configVersion = try container.decodeIfPresent(String.self, forKey: .configVersion) ?? ""
         fallbackIDs = try container.decodeIfPresent([UUID].self, forKey: .fallbackIDs) ?? []
         expiresAt = try container.decodeIfPresent(Date.self, forKey: .expiresAt)
+        tenant = try container.decodeIfPresent(String.self, forKey: .tenant) ?? Tenant.default
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -209,6 +218,7 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
         try container.encode(configVersion, forKey: .configVersion)
         if !fallbackIDs.isEmpty { try container.encode(fallbackIDs, forKey: .fallbackIDs) }
         try container.encodeIfPresent(expiresAt, forKey: .expiresAt)
+        try container.encode(tenant, forKey: .tenant)
     }
 
     /// Everything a template may read (`to`, `message`, `data`, `metadata`, ids).

@@ -7,18 +7,27 @@ import Foundation
 public struct NewNotification: Sendable, Hashable {
     public var id: UUID
     public var createdAt: Date
+    /// Who it belongs to (the API key's tenant); idempotency keys are per tenant.
+    public var tenant: String
     public var idempotencyKey: String?
+    /// SHA-256 of the request as received: a second request with the same key must carry the same body.
+    public var requestHash: String?
+    /// The answer given to the first request, replayed for a duplicate.
+    public var response: String?
     public var configVersion: String
     public var document: JSONValue
     public var deliveries: [NewDelivery]
 
     public init(
-        id: UUID, createdAt: Date, idempotencyKey: String?, configVersion: String, document: JSONValue,
-        deliveries: [NewDelivery]
+        id: UUID, createdAt: Date, tenant: String = Tenant.default, idempotencyKey: String?, requestHash: String? = nil,
+        response: String? = nil, configVersion: String, document: JSONValue, deliveries: [NewDelivery]
     ) {
         self.id = id
         self.createdAt = createdAt
+        self.tenant = tenant
         self.idempotencyKey = idempotencyKey
+        self.requestHash = requestHash
+        self.response = response
         self.configVersion = configVersion
         self.document = document
         self.deliveries = deliveries
@@ -137,4 +146,10 @@ public struct ClaimResult: Sendable, Hashable {
         self.claimedBy = claimedBy
         self.leaseRemaining = leaseRemaining
     }
+}
+
+/// Tenants: every notification, delivery and attempt belongs to one, named by the API key that sent it.
+public enum Tenant {
+    /// What rows from before tenants, and processes without keys, belong to.
+    public static let `default` = "default"
 }

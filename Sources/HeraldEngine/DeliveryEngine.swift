@@ -135,7 +135,7 @@ extension DeliveryEngine {
                 httpStatus: providerTry.httpStatus, error: providerTry.error, providerMessageID: providerTry.providerMessageID,
                 // Earlier tries were failover steps inside this attempt; the last one decided.
                 resultingStatus: index == tries.count - 1 ? status : .sending,
-                worker: worker, provider: providerTry.provider)
+                worker: worker, provider: providerTry.provider, channel: job.channel, tenant: job.tenant)
         }
         return Settlement(
             deliveryID: job.deliveryID, attempts: records, status: status, lastError: lastError, enqueue: enqueue,

@@ -17,7 +17,7 @@ extension DeliveryEngine {
     ///   deliveries after it, until a worker settles the previous one as failed.
     /// - A `send_at` more than a second ahead makes the published deliveries `scheduled`.
     public static func plan(
-        _ request: NotificationRequest, snapshot: ConfigSnapshot, now: Date,
+        _ request: NotificationRequest, snapshot: ConfigSnapshot, now: Date, tenant: String = Tenant.default,
         makeID: () -> UUID = { UUID.timeOrdered() }
     ) -> Result<PlannedNotification, RequestValidationError> {
         let plan: DeliveryPlan
@@ -37,7 +37,7 @@ extension DeliveryEngine {
                 deliveryID: deliveryIDs[index], notificationID: notificationID, channel: channel, attempt: 1,
                 to: request.to, message: plan.messages[channel] ?? request.message, data: request.data,
                 metadata: request.metadata, acceptedAt: now, configVersion: snapshot.version,
-                fallbackIDs: fallbackIDs, expiresAt: request.expiresAt)
+                fallbackIDs: fallbackIDs, expiresAt: request.expiresAt, tenant: tenant)
             let waitsForEarlierChannel = plan.strategy == .fallback && index > 0
             let status: DeliveryStatus = waitsForEarlierChannel ? .pending : (isScheduled ? .scheduled : .queued)
             let encoded: [UInt8]
@@ -51,7 +51,7 @@ extension DeliveryEngine {
                 publishAt: waitsForEarlierChannel ? nil : publishAt))
         }
         let notification = NewNotification(
-            id: notificationID, createdAt: now, idempotencyKey: request.idempotencyKey,
+            id: notificationID, createdAt: now, tenant: tenant, idempotencyKey: request.idempotencyKey,
             configVersion: snapshot.version, document: request.document, deliveries: deliveries)
         return .success(PlannedNotification(notification: notification, plan: plan))
     }

@@ -204,10 +204,10 @@ struct NotificationAPI: Sendable {
         case .duplicate(let original):
             // Same idempotency key: answer with what the first request created, change nothing.
             let store = components.store
-            guard let stored = try await query("reading the notification", { try await store.notification(id: original) }) else {
+            guard let stored = try await query("reading the notification", { try await store.notification(id: original.id) }) else {
                 throw ProblemDetails.notFound("notification \(original) vanished")
             }
-            return try Self.json(NotificationResponse(stored), status: .ok, location: "/v1/notifications/\(original.lowercasedString)")
+            return try Self.json(NotificationResponse(stored), status: .ok, location: "/v1/notifications/\(original.id.lowercasedString)")
         }
     }
 

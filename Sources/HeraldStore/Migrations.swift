@@ -108,6 +108,31 @@ public enum Migrations {
             )
             """,
         ]),
+        Migration(version: 4, name: "tenants, API keys, idempotency with request hashes", statements: [
+            // Everything belongs to a tenant; rows from before tenants belong to 'default'.
+            """
+            ALTER TABLE notifications ADD COLUMN tenant text NOT NULL DEFAULT 'default',
+                ADD COLUMN request_hash text, ADD COLUMN response text
+            """,
+            "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_idempotency_key_key",
+            "CREATE UNIQUE INDEX notifications_idempotency ON notifications (tenant, idempotency_key)",
+            "CREATE INDEX notifications_tenant_created ON notifications (tenant, created_at, id)",
+            "ALTER TABLE deliveries ADD COLUMN tenant text NOT NULL DEFAULT 'default'",
+            "ALTER TABLE attempts ADD COLUMN tenant text NOT NULL DEFAULT 'default', ADD COLUMN channel text NOT NULL DEFAULT ''",
+            """
+            CREATE TABLE api_keys (
+                id uuid PRIMARY KEY,
+                prefix text NOT NULL UNIQUE,
+                hash bytea NOT NULL,
+                tenant text NOT NULL,
+                scopes text[] NOT NULL,
+                name text NOT NULL DEFAULT '',
+                rate_limit integer,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                revoked_at timestamptz
+            )
+            """,
+        ]),
     ]
 
     /// Applies every migration not yet applied; returns the versions it applied.

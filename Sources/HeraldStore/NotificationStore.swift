@@ -5,8 +5,17 @@ import PostgresNIO
 
 public enum AcceptOutcome: Sendable, Hashable {
     case stored
-    /// The idempotency key was seen before; this is the notification it named.
-    case duplicate(of: UUID)
+    /// The idempotency key was seen before (for this tenant); this is the notification it named.
+    case duplicate(StoredIdempotency)
+}
+
+/// What the first request with an idempotency key left behind.
+public struct StoredIdempotency: Sendable, Hashable {
+    public var id: UUID
+    /// SHA-256 of the first request's body (nil for notifications stored before request hashes).
+    public var requestHash: String?
+    /// The answer the first request got.
+    public var response: String?
 }
 
 /// A stored notification with its deliveries and their attempts, as the API shows it.
@@ -61,10 +70,14 @@ public struct NotificationStore: Sendable {
     /// A notification whose idempotency key exists already is not stored again.
     public func accept(_ batch: [NewNotification]) async throws -> [AcceptOutcome] {
         var ids: [UUID] = [], createdAts: [Date] = [], keys: [String] = [], versions: [String] = [], documents: [String] = []
+        var tenants: [String] = [], hashes: [String] = [], responses: [String] = [], deliveryTenants: [String] = []
         var deliveryIDs: [UUID] = [], deliveryNotificationIDs: [UUID] = [], channels: [String] = [], statuses: [String] = []
         var jobs: [String] = [], publishes: [Bool] = [], publishAts: [Date] = [], purposes: [String] = []
         for notification in batch {
             ids.append(notification.id)
+            tenants.append(notification.tenant)
+            hashes.append(notification.requestHash ?? "")
+            responses.append(notification.response ?? "")
             createdAts.append(notification.createdAt)
             keys.append(notification.idempotencyKey ?? "")
             versions.append(notification.configVersion)
@@ -72,6 +85,7 @@ public struct NotificationStore: Sendable {
             for delivery in notification.deliveries {
                 deliveryIDs.append(delivery.id)
                 deliveryNotificationIDs.append(notification.id)
+                deliveryTenants.append(notification.tenant)
                 channels.append(delivery.channel)
                 statuses.append(delivery.status.rawValue)
                 jobs.append(delivery.job)
@@ -83,20 +97,22 @@ public struct NotificationStore: Sendable {
         let rows = try await client.query(
             """
             WITH n AS (
-                INSERT INTO notifications (id, created_at, idempotency_key, config_version, request)
-                SELECT id, created_at, NULLIF(key, ''), version, document::jsonb
-                FROM unnest(\(ids)::uuid[], \(createdAts)::timestamptz[], \(keys)::text[], \(versions)::text[], \(documents)::text[])
-                    AS t(id, created_at, key, version, document)
-                ON CONFLICT (idempotency_key) DO NOTHING
+                INSERT INTO notifications (id, created_at, tenant, idempotency_key, request_hash, response, config_version, request)
+                SELECT id, created_at, tenant, NULLIF(key, ''), NULLIF(hash, ''), NULLIF(response, ''), version, document::jsonb
+                FROM unnest(\(ids)::uuid[], \(createdAts)::timestamptz[], \(tenants)::text[], \(keys)::text[], \(hashes)::text[],
+                    \(responses)::text[], \(versions)::text[], \(documents)::text[])
+                    AS t(id, created_at, tenant, key, hash, response, version, document)
+                ON CONFLICT (tenant, idempotency_key) DO NOTHING
                 RETURNING id
             ), t AS (
-                SELECT * FROM unnest(\(deliveryIDs)::uuid[], \(deliveryNotificationIDs)::uuid[], \(channels)::text[],
-                    \(statuses)::text[], \(jobs)::text[], \(publishes)::bool[], \(publishAts)::timestamptz[], \(purposes)::text[])
-                    AS t(id, notification_id, channel, status, job, publish, publish_at, purpose)
+                SELECT * FROM unnest(\(deliveryIDs)::uuid[], \(deliveryNotificationIDs)::uuid[], \(deliveryTenants)::text[],
+                    \(channels)::text[], \(statuses)::text[], \(jobs)::text[], \(publishes)::bool[], \(publishAts)::timestamptz[],
+                    \(purposes)::text[])
+                    AS t(id, notification_id, tenant, channel, status, job, publish, publish_at, purpose)
                 WHERE t.notification_id IN (SELECT id FROM n)
             ), d AS (
-                INSERT INTO deliveries (id, notification_id, channel, status, job, created_at, updated_at)
-                SELECT id, notification_id, channel, status, job, now(), now() FROM t
+                INSERT INTO deliveries (id, notification_id, tenant, channel, status, job, created_at, updated_at)
+                SELECT id, notification_id, tenant, channel, status, job, now(), now() FROM t
             ), o AS (
                 INSERT INTO outbox (delivery_id, channel, attempt, not_before, purpose)
                 SELECT id, channel, 1, publish_at, purpose FROM t WHERE publish
@@ -106,22 +122,27 @@ public struct NotificationStore: Sendable {
         var stored = Set<UUID>()
         for try await id in rows.decode(UUID.self) { stored.insert(id) }
 
-        let duplicateKeys = batch.compactMap { stored.contains($0.id) ? nil : $0.idempotencyKey }
-        var existing: [String: UUID] = [:]
-        if !duplicateKeys.isEmpty {
-            for try await (key, id) in try await client.query(
-                "SELECT idempotency_key, id FROM notifications WHERE idempotency_key = ANY(\(duplicateKeys)::text[])",
+        let duplicates = batch.filter { !stored.contains($0.id) && $0.idempotencyKey != nil }
+        var existing: [String: StoredIdempotency] = [:]
+        if !duplicates.isEmpty {
+            let duplicateTenants = duplicates.map(\.tenant), duplicateKeys = duplicates.map { $0.idempotencyKey ?? "" }
+            for try await (tenant, key, id, hash, response) in try await client.query(
+                """
+                SELECT n.tenant, n.idempotency_key, n.id, n.request_hash, n.response
+                FROM notifications n JOIN unnest(\(duplicateTenants)::text[], \(duplicateKeys)::text[]) AS t(tenant, key)
+                    ON n.tenant = t.tenant AND n.idempotency_key = t.key
+                """,
                 logger: logger
-            ).decode((String, UUID).self) {
-                existing[key] = id
+            ).decode((String, String, UUID, String?, String?).self) {
+                existing[tenant + "\u{0}" + key] = StoredIdempotency(id: id, requestHash: hash, response: response)
             }
         }
         return try batch.map { notification in
             if stored.contains(notification.id) { return .stored }
-            guard let key = notification.idempotencyKey, let original = existing[key] else {
+            guard let key = notification.idempotencyKey, let original = existing[notification.tenant + "\u{0}" + key] else {
                 throw StoreError(message: "notification \(notification.id) was neither stored nor a duplicate")
             }
-            return .duplicate(of: original)
+            return .duplicate(original)
         }
     }
 
@@ -218,6 +239,8 @@ public struct NotificationStore: Sendable {
         let providerIDs = attempts.map { $0.providerMessageID ?? "" }
         let workers = attempts.map(\.worker)
         let providers = attempts.map(\.provider)
+        let attemptChannels = attempts.map(\.channel)
+        let attemptTenants = attempts.map(\.tenant)
 
         let movedIDs = settlements.map(\.deliveryID)
         let movedStatuses = settlements.map { $0.status?.rawValue ?? "" }
@@ -229,14 +252,15 @@ public struct NotificationStore: Sendable {
             """
             WITH a AS (
                 INSERT INTO attempts (delivery_id, notification_id, number, started_at, finished_at, outcome,
-                    http_status, error, provider_message_id, worker, provider)
+                    http_status, error, provider_message_id, worker, provider, channel, tenant)
                 SELECT delivery_id, notification_id, number, started_at, finished_at, outcome,
-                    NULLIF(http_status, 0), NULLIF(error, ''), NULLIF(provider_message_id, ''), worker, provider
+                    NULLIF(http_status, 0), NULLIF(error, ''), NULLIF(provider_message_id, ''), worker, provider, channel, tenant
                 FROM unnest(\(deliveryIDs)::uuid[], \(notificationIDs)::uuid[], \(numbers)::int[],
                     \(starts)::timestamptz[], \(finishes)::timestamptz[], \(outcomes)::text[], \(httpStatuses)::int[],
-                    \(errors)::text[], \(providerIDs)::text[], \(workers)::text[], \(providers)::text[]) WITH ORDINALITY
+                    \(errors)::text[], \(providerIDs)::text[], \(workers)::text[], \(providers)::text[],
+                    \(attemptChannels)::text[], \(attemptTenants)::text[]) WITH ORDINALITY
                     AS t(delivery_id, notification_id, number, started_at, finished_at, outcome, http_status,
-                         error, provider_message_id, worker, provider, position)
+                         error, provider_message_id, worker, provider, channel, tenant, position)
                 ORDER BY position
             )
             UPDATE deliveries d SET

@@ -712,7 +712,7 @@ def publish_poison(amqp_url: str, run_id: str) -> list[str]:
     return ids
 
 
-def inspect_poison(amqp_url: str, poison_ids: list[str]) -> tuple[int, set[str], int]:
+def inspect_poison(amqp_url: str, poison_ids: list[str], scan: bool = True) -> tuple[int, set[str], int]:
     """(work queue messages ready, poison ids found in the dead-letter queue, dead-letter depth).
 
     Reads the dead-letter queue without acknowledging: closing the channel puts every message back.
@@ -728,7 +728,7 @@ def inspect_poison(amqp_url: str, poison_ids: list[str]) -> tuple[int, set[str],
         except pika.exceptions.ChannelClosedByBroker:
             return work_ready, set(), 0
         wanted, found = set(poison_ids), set()
-        for _ in range(min(depth, 100_000)):
+        for _ in range(min(depth, 100_000) if scan else 0):
             method, properties, _body = channel.basic_get(queue=DEAD_LETTER_QUEUE, auto_ack=False)
             if method is None:
                 break
@@ -1116,8 +1116,8 @@ def poison_message(run: Run) -> None:
     # (rejected without requeue) or stored in PostgreSQL (`poison_messages`), whichever this Herald does.
     deadline = time.monotonic() + 15
     while True:
-        work_ready, in_dlq, depth = inspect_poison(run.ctx.suite.amqp_url, ids)
         in_db = poison_in_database(run.ctx.db, ids)
+        work_ready, in_dlq, depth = inspect_poison(run.ctx.suite.amqp_url, ids, scan=len(in_db) < len(ids))
         if len(in_dlq | in_db) == len(ids) or time.monotonic() >= deadline:
             break
         time.sleep(1.0)
@@ -1178,7 +1178,7 @@ SCENARIOS = [
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
-def run_one(ctx: Context, scenario: Scenario, index: int) -> RunResult:
+def run_one(ctx: Context, scenario: Scenario, index: int, results: list[RunResult]) -> None:
     run = Run(ctx, scenario.name, index)
     log(f"=== {scenario.name} #{index}: {scenario.summary} (run id {run.run_id}, logs {run.log_dir})")
     started = time.monotonic()
@@ -1187,6 +1187,11 @@ def run_one(ctx: Context, scenario: Scenario, index: int) -> RunResult:
         scenario.func(run)
     except ScenarioError as error:
         run.result.error = str(error)
+    except Interrupted:
+        # The report still shows the run that was cut short.
+        run.result.error = "interrupted"
+        results.append(run.result)
+        raise
     except Exception as error:  # noqa: BLE001 - a harness bug must not hide the other scenarios' results
         run.result.error = f"{type(error).__name__}: {error}"
         (run.log_dir / "harness-traceback.txt").write_text(traceback.format_exc())
@@ -1201,7 +1206,7 @@ def run_one(ctx: Context, scenario: Scenario, index: int) -> RunResult:
     if r.error:
         log(f"  ERROR: {r.error}")
     log(f"=== {scenario.name} #{index}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f} s")
-    return r
+    results.append(r)
 
 
 # ================================================================================================
@@ -1348,7 +1353,7 @@ def main(argv: list[str]) -> int:
     try:
         for scenario, runs in plan:
             for index in range(1, runs + 1):
-                results.append(run_one(ctx, scenario, index))
+                run_one(ctx, scenario, index, results)
     except Interrupted as signum:
         interrupted_by = signum
         log(f"interrupted by signal {signum}: stopping")
