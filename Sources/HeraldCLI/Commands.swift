@@ -25,6 +25,10 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.host = environment.httpHost
         configuration.port = environment.httpPort
         configuration.metricsExposition = { metrics.exposition() }
+        configuration.metricsPort = environment.metricsPort
+        configuration.metricsHost = environment.metricsHost
+        configuration.defaultKeyRateLimit = environment.apiRateLimit
+        configuration.allowPrivateTargets = environment.allowPrivateTargets
         let (loader, snapshot) = try environment.loadConfiguration()
         let (application, _) = try buildGateway(
             configuration: configuration, config: ConfigStore(snapshot), loader: loader, logger: logger)

@@ -17,6 +17,11 @@ struct HeraldEnvironment {
     var amqpURL: String { values["HERALD_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/" }
     var httpHost: String { values["HERALD_HTTP_HOST"] ?? "127.0.0.1" }
     var httpPort: Int { values["HERALD_HTTP_PORT"].flatMap(Int.init) ?? 8080 }
+    /// Serve `/metrics` on its own port (e.g. for a management network); unset: on the API port.
+    var metricsPort: Int? { values["HERALD_METRICS_PORT"].flatMap(Int.init) }
+    var metricsHost: String { values["HERALD_METRICS_HOST"] ?? httpHost }
+    /// Requests a second per API key that has no rate of its own.
+    var apiRateLimit: Int { values["HERALD_API_RATE_LIMIT"].flatMap(Int.init) ?? 1000 }
     var webhookSecret: String? { values["HERALD_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 } }
     var allowPrivateTargets: Bool { ["1", "true", "yes"].contains(values["HERALD_ALLOW_PRIVATE_TARGETS"]?.lowercased() ?? "") }
     var logLevel: Logger.Level { values["HERALD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }

@@ -56,7 +56,16 @@ extension ConfigSnapshot {
             guard let template = templates[templateID] else {
                 return .failure(.init(errors: [FieldError(field: "template", message: "unknown template '\(templateID)'")]))
             }
-            let context = RenderContext(["data": request.data, "to": .object(request.to), "metadata": request.metadata])
+            let values: [String: JSONValue] = ["data": request.data, "to": .object(request.to), "metadata": request.metadata]
+            let missing = template.missingNames(category: channel.category, locale: request.to["locale"]?.stringValue, context: values)
+            if !missing.isEmpty {
+                return .failure(.init(errors: missing.map { name in
+                    FieldError(
+                        field: name,
+                        message: "template '\(templateID)' uses {{\(name)}} for channel '\(channelName)', and the request does not give it")
+                }))
+            }
+            let context = RenderContext(values)
             do {
                 messages[channelName] = try template.render(
                     category: channel.category, locale: request.to["locale"]?.stringValue, context: context)

@@ -99,6 +99,25 @@ public struct MessageTemplate: Sendable {
         return defaultLocale
     }
 
+    /// The parts `render` would use.
+    public func parts(category: ChannelCategory, locale requested: String?) -> TemplateParts? {
+        let locale = locale(for: requested)
+        return locales[locale]?[category] ?? locales[defaultLocale]?[category]
+    }
+
+    /// The names the parts for `category` read that `context` lacks (`data.first_name`).
+    public func missingNames(category: ChannelCategory, locale requested: String?, context: [String: JSONValue]) -> [String] {
+        guard let parts = parts(category: category, locale: requested) else { return [] }
+        let templates = [parts.subject, parts.text, parts.html, parts.title, parts.body, parts.imageURL].compactMap { $0 }
+        var missing: [String] = []
+        for name in templates.flatMap(\.requiredNames) where !missing.contains(name) && !name.hasPrefix("secrets.") {
+            if JSONValue.object(context).value(atPath: name) == nil || JSONValue.object(context).value(atPath: name) == .null {
+                missing.append(name)
+            }
+        }
+        return missing
+    }
+
     /// Renders the parts for `category` in the best locale for `requested`, falling back to the
     /// default locale when that locale has no part for the category.
     public func render(

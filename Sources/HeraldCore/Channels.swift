@@ -118,9 +118,11 @@ public struct RecipientField: Sendable, Hashable {
                 !value.contains(where: { $0.isWhitespace || $0.isNewline }),
                 value.count <= 2048
             else { return "must be an absolute http(s) URL" }
-            let afterScheme = lowered.drop(while: { $0 != "/" }).dropFirst(2)
-            guard let host = afterScheme.split(separator: "/", maxSplits: 1).first, !host.isEmpty else {
+            guard let components = URLComponents(string: value), let host = components.host, !host.isEmpty else {
                 return "must be an absolute http(s) URL with a host"
+            }
+            if components.user != nil || components.password != nil {
+                return "must not carry a user name or password (user:password@); use the channel's authentication"
             }
             return nil
         }

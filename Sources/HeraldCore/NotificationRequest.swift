@@ -71,6 +71,13 @@ public struct RequestValidator: Sendable {
     /// How far ahead `send_at` may be. Default 366 days.
     public static let maximumSchedule: TimeInterval = 366 * 86_400
 
+    /// Accept URL recipients on loopback and private addresses (local development and tests only).
+    public var allowPrivateTargets = false
+    /// Whether an IP literal is a restricted (non-public) address: the SSRF guard's own rule, given by
+    /// the gateway so that accept refuses what the worker's guard would refuse at connect; nil when
+    /// the text is not an IP literal.
+    public var isRestrictedAddress: @Sendable (String) -> Bool? = { _ in nil }
+
     public init(registry: ChannelRegistry, templates: Set<String> = [], hasRoutingRules: Bool = false) {
         self.registry = registry
         self.templates = templates
@@ -205,7 +212,7 @@ public struct RequestValidator: Sendable {
             case nil:
                 errors.append(FieldError(field: "to.\(field)", message: "is required by channel '\(channelName)'"))
             case .string(let value)?:
-                if let problem = channel.recipient.problem(with: value) {
+                if let problem = channel.recipient.problem(with: value) ?? targetProblem(channel.recipient, value) {
                     errors.append(FieldError(field: "to.\(field)", message: problem))
                 }
             case let other?:
@@ -213,6 +220,18 @@ public struct RequestValidator: Sendable {
             }
         }
         return errors
+    }
+
+    /// A URL recipient that names a host the SSRF guard would refuse (loopback, private, link-local,
+    /// metadata addresses, `localhost`), refused at accept rather than failing later.
+    func targetProblem(_ recipient: RecipientField, _ value: String) -> String? {
+        guard recipient.format == .url, !allowPrivateTargets, let host = URLComponents(string: value)?.host else { return nil }
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        let lowered = bare.lowercased()
+        if lowered == "localhost" || lowered.hasSuffix(".localhost") || isRestrictedAddress(bare) == true {
+            return "must name a public host: \(host) is a loopback, private or otherwise non-public address"
+        }
+        return nil
     }
 
     private func validateChannels(_ root: [String: JSONValue], errors: inout [FieldError]) -> [String] {

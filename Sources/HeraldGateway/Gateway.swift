@@ -1,9 +1,12 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import HeraldBroker
 import HeraldConfig
 import HeraldCore
 import HeraldEngine
+import HeraldHTTPRuntime
+import HeraldTemplating
 import HeraldMessaging
 import HeraldStore
 import Hummingbird
@@ -34,6 +37,17 @@ public struct GatewayConfiguration: Sendable {
     public var relayStallThreshold: Duration = .seconds(30)
     /// Text for `GET /metrics` (the executable plugs in its Prometheus registry).
     public var metricsExposition: (@Sendable () -> String)?
+    /// Serve `/metrics` on this port (of `metricsHost`) instead of the API's. Default none.
+    public var metricsPort: Int?
+    public var metricsHost: String = "127.0.0.1"
+    /// Requests a second per API key without a rate of its own. Default 1000.
+    public var defaultKeyRateLimit: Int = 1000
+    /// How long a checked API key is trusted before it is read again (revocation takes this long). Default 5 s.
+    public var keyCacheTTL: Duration = .seconds(5)
+    /// Accept URL recipients on loopback and private addresses. Only for local development and tests.
+    public var allowPrivateTargets: Bool = false
+    /// Notifications in one batch request, at most. Default 1000.
+    public var maxBatchSize: Int = 1000
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -48,6 +62,7 @@ public struct GatewayComponents: Sendable {
     public let store: NotificationStore
     public let committer: GroupCommitter<NewNotification, AcceptOutcome>
     public let relay: OutboxRelay
+    public let keys: APIKeyStore
 }
 
 /// Builds the gateway: HTTP API, PostgreSQL pool, group committer, outbox relay, broker publisher.
@@ -72,8 +87,9 @@ public func buildGateway(
     let relay = OutboxRelay(
         outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher,
         configuration: configuration.relay, logger: logger)
+    let keys = APIKeyStore(client: postgres, logger: logger)
     let components = GatewayComponents(
-        postgres: postgres, publisher: publisher, store: store, committer: committer, relay: relay)
+        postgres: postgres, publisher: publisher, store: store, committer: committer, relay: relay, keys: keys)
 
     var services: [any Service] = [postgres, publisher, relay, committer]
     if let loader {
@@ -83,9 +99,21 @@ public func buildGateway(
     }
     let api = NotificationAPI(
         config: config, components: components, configuration: configuration, logger: logger)
-    let router = Router()
+    let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: ProblemMiddleware(logger: logger))
+    router.add(middleware: AuthenticationMiddleware(
+        authenticator: KeyAuthenticator(store: keys, ttl: configuration.keyCacheTTL),
+        defaultRateLimit: configuration.defaultKeyRateLimit, deadline: configuration.queryDeadline))
     api.addRoutes(to: router)
+    if let metricsPort = configuration.metricsPort {
+        let exposition = configuration.metricsExposition
+        let metricsRouter = Router()
+        metricsRouter.get("/metrics") { _, _ in NotificationAPI.metricsResponse(exposition) }
+        services.append(Application(
+            router: metricsRouter,
+            configuration: .init(address: .hostname(configuration.metricsHost, port: metricsPort), serverName: "Herald metrics"),
+            logger: logger))
+    }
 
     // Shutdown runs in reverse: the HTTP server stops taking requests, the committer flushes what it
     // holds, the relay finishes its round, then the publisher and the pool close.
@@ -112,20 +140,32 @@ struct NotificationAPI: Sendable {
         return encoder
     }()
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    typealias Context = GatewayRequestContext
+
+    func addRoutes(to router: Router<Context>) {
         router.post("/v1/notifications") { request, context in try await accept(request, context: context) }
+        router.get("/v1/notifications") { request, context in try await list(request, context: context) }
+        router.post("/v1/notifications/batch") { request, context in try await acceptBatch(request, context: context) }
         router.get("/v1/notifications/:id") { _, context in try await show(context: context) }
         router.post("/v1/notifications/:id/cancel") { _, context in try await cancel(context: context) }
-        router.get("/v1/deadletters") { request, _ in try await deadLetters(request) }
-        router.post("/v1/deadletters/retry") { request, _ in try await replayDeadLetters(request) }
+        router.get("/v1/deadletters") { request, context in try await deadLetters(request, context: context) }
+        router.post("/v1/deadletters/retry") { request, context in try await replayDeadLetters(request, context: context) }
         router.post("/v1/deliveries/:id/retry") { _, context in try await replayDelivery(context: context) }
+        router.get("/v1/channels") { _, context in try channels(context: context) }
+        router.get("/v1/templates") { _, context in try templates(context: context) }
+        router.post("/v1/templates/:name/render") { request, context in try await renderTemplate(request, context: context) }
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await ready() }
-        router.get("/metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                body: .init(byteBuffer: ByteBuffer(string: configuration.metricsExposition?() ?? "")))
+        if configuration.metricsPort == nil {
+            let exposition = configuration.metricsExposition
+            router.get("/metrics") { _, _ in Self.metricsResponse(exposition) }
         }
+    }
+
+    static func metricsResponse(_ exposition: (@Sendable () -> String)?) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+            body: .init(byteBuffer: ByteBuffer(string: exposition?() ?? "")))
     }
 
     /// A database call of a request, bounded by `queryDeadline`.
@@ -134,6 +174,22 @@ struct NotificationAPI: Sendable {
     }
 
     func readJSON(_ request: Request) async throws -> JSONValue {
+        try await readBody(request).json
+    }
+
+    /// The body as JSON, with its bytes: only `application/json` (or a `+json` type) is read (415
+    /// otherwise), and the strict parser refuses duplicate keys and says where a syntax error is.
+    func readBody(_ request: Request) async throws -> (json: JSONValue, bytes: ByteBuffer) {
+        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        } ?? ""
+        guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
+            throw ProblemDetails(
+                type: ProblemDetails.base + "unsupported-media-type", title: "Unsupported media type", status: .unsupportedMediaType,
+                detail: mediaType.isEmpty
+                    ? "send the body as JSON with Content-Type: application/json"
+                    : "bodies are JSON: Content-Type must be application/json, not \(mediaType)")
+        }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: configuration.maxBodySize)
@@ -143,39 +199,101 @@ struct NotificationAPI: Sendable {
                 detail: "request bodies are limited to \(configuration.maxBodySize) bytes")
         }
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+            return (try JSONParser.parse(body.readableBytesView), body)
         } catch {
-            throw ProblemDetails.malformedJSON(Self.describe(decodingError: error))
+            throw ProblemDetails.malformedJSON(error.description, field: error.path)
         }
     }
 
-    func accept(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    /// The request's idempotency key: the `Idempotency-Key` header, or the body's `idempotency_key`
+    /// (an alias); both given and different is a client error.
+    static func idempotencyKey(_ request: Request, body: JSONValue) throws -> String? {
+        let header = request.headers[HTTPField.Name("Idempotency-Key")!]
+        let field = body["idempotency_key"]?.stringValue
+        if let header {
+            guard !header.isEmpty, header.count <= 255 else {
+                throw ProblemDetails.invalidParameter("Idempotency-Key", "must be 1 to 255 characters")
+            }
+            if let field, field != header {
+                throw ProblemDetails.validation([FieldError(
+                    field: "idempotency_key", message: "differs from the Idempotency-Key header; give one of them")])
+            }
+            return header
+        }
+        return field
+    }
+
+    /// SHA-256 of the request without its idempotency key, as canonical JSON (sorted keys): the same
+    /// request sent twice hashes the same however its JSON was spaced or ordered.
+    static func requestHash(_ body: JSONValue) -> String {
+        var canonical = body
+        if case .object(var members) = body {
+            members["idempotency_key"] = nil
+            canonical = .object(members)
+        }
+        let bytes = (try? canonicalEncoder.encode(canonical)) ?? Data()
+        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static let canonicalEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// Validates and plans one notification for `principal`: the notification to store and the
+    /// response its first request gets (kept with it for idempotent replays).
+    func prepare(_ json: JSONValue, idempotencyKey: String?, principal: Principal, snapshot: ConfigSnapshot, now: Date)
+        -> Result<(NewNotification, String), RequestValidationError>
+    {
+        var validator = snapshot.validator
+        validator.allowPrivateTargets = configuration.allowPrivateTargets
+        validator.isRestrictedAddress = { AddressPolicy.isRestricted($0) }
+        var notificationRequest: NotificationRequest
+        switch validator.validate(json, now: now) {
+        case .success(let valid): notificationRequest = valid
+        case .failure(let failure): return .failure(failure)
+        }
+        notificationRequest.idempotencyKey = idempotencyKey
+        let planned: PlannedNotification
+        switch DeliveryEngine.plan(notificationRequest, snapshot: snapshot, now: now, tenant: principal.tenant) {
+        case .success(let value): planned = value
+        case .failure(let failure): return .failure(failure)
+        }
+        var notification = planned.notification
+        let response = AcceptedResponse(
+            id: notification.id.lowercasedString, status: "accepted", configVersion: snapshot.version, rule: planned.plan.rule,
+            strategy: planned.plan.strategy.rawValue,
+            deliveries: notification.deliveries.map {
+                .init(id: $0.id.lowercasedString, channel: $0.channel, status: $0.status.rawValue)
+            })
+        let responseText = String(decoding: (try? Self.responseEncoder.encode(response)) ?? Data(), as: UTF8.self)
+        notification.requestHash = idempotencyKey.map { _ in Self.requestHash(json) }
+        notification.response = responseText
+        return .success((notification, responseText))
+    }
+
+    func accept(_ request: Request, context: Context) async throws -> Response {
         let start = ContinuousClock.now
+        let principal = try context.require(.send)
         let json: JSONValue
+        let key: String?
         do {
             json = try await readJSON(request)
+            key = try Self.idempotencyKey(request, body: json)
         } catch {
             rejected.increment()
             throw error
         }
         // One snapshot for the whole request: validation, routing and rendering agree.
         let snapshot = config.snapshot
-        let now = Date()
-        let notificationRequest: NotificationRequest
-        switch snapshot.validator.validate(json, now: now) {
-        case .success(let valid): notificationRequest = valid
+        let notification: NewNotification, responseText: String
+        switch prepare(json, idempotencyKey: key, principal: principal, snapshot: snapshot, now: Date()) {
+        case .success(let prepared): (notification, responseText) = prepared
         case .failure(let failure):
             rejected.increment()
             throw ProblemDetails.validation(failure.errors)
         }
-        let planned: PlannedNotification
-        switch DeliveryEngine.plan(notificationRequest, snapshot: snapshot, now: now) {
-        case .success(let value): planned = value
-        case .failure(let failure):
-            rejected.increment()
-            throw ProblemDetails.validation(failure.errors)
-        }
-        let notification = planned.notification
         let committer = components.committer
         let outcome: AcceptOutcome
         do {
@@ -193,25 +311,100 @@ struct NotificationAPI: Sendable {
             components.relay.wake()
             accepted.increment()
             acceptLatency.record(duration: ContinuousClock.now - start)
-            let id = notification.id.lowercasedString
-            let response = AcceptedResponse(
-                id: id, status: "accepted", configVersion: snapshot.version, rule: planned.plan.rule,
-                strategy: planned.plan.strategy.rawValue,
-                deliveries: notification.deliveries.map {
-                    .init(id: $0.id.lowercasedString, channel: $0.channel, status: $0.status.rawValue)
-                })
-            return try Self.json(response, status: .accepted, location: "/v1/notifications/\(id)")
+            return Self.rawJSON(responseText, status: .accepted, location: "/v1/notifications/\(notification.id.lowercasedString)")
         case .duplicate(let original):
-            // Same idempotency key: answer with what the first request created, change nothing.
-            let store = components.store
-            guard let stored = try await query("reading the notification", { try await store.notification(id: original.id) }) else {
-                throw ProblemDetails.notFound("notification \(original) vanished")
-            }
-            return try Self.json(NotificationResponse(stored), status: .ok, location: "/v1/notifications/\(original.id.lowercasedString)")
+            return try await replay(original, hash: notification.requestHash, tenant: principal.tenant)
         }
     }
 
-    static func id(_ context: BasicRequestContext, _ what: String) throws -> UUID {
+    /// The answer to a request whose idempotency key was used before: the first answer again (same
+    /// status and body, `Idempotent-Replayed: true`), or 409 when the body differs.
+    func replay(_ original: StoredIdempotency, hash: String?, tenant: String) async throws -> Response {
+        if let stored = original.requestHash, let hash, stored != hash {
+            throw ProblemDetails.conflict(
+                "this idempotency key was used for a different request (notification \(original.id.lowercasedString)); use a new key")
+        }
+        let location = "/v1/notifications/\(original.id.lowercasedString)"
+        if let response = original.response {
+            var replayed = Self.rawJSON(response, status: .accepted, location: location)
+            replayed.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
+            return replayed
+        }
+        // Stored before responses were kept: answer with the notification as it stands.
+        let store = components.store
+        guard let stored = try await query("reading the notification", { try await store.notification(id: original.id, tenant: tenant) })
+        else { throw ProblemDetails.notFound("notification \(original.id.lowercasedString) vanished") }
+        return try Self.json(NotificationResponse(stored), status: .ok, location: location)
+    }
+
+    /// `POST /v1/notifications/batch` with `{"notifications": [ … ]}`: each validated on its own; the
+    /// valid ones stored in one transaction; a result per item, in order.
+    func acceptBatch(_ request: Request, context: Context) async throws -> Response {
+        let principal = try context.require(.send)
+        let json = try await readJSON(request)
+        guard case .object(let root) = json, case .array(let items)? = root["notifications"] else {
+            throw ProblemDetails.validation([FieldError(field: "notifications", message: "is required: an array of notifications")])
+        }
+        if let extra = root.keys.sorted().first(where: { $0 != "notifications" }) {
+            throw ProblemDetails.validation([FieldError(field: extra, message: "unknown field; expected notifications")])
+        }
+        guard (1...configuration.maxBatchSize).contains(items.count) else {
+            throw ProblemDetails.validation([FieldError(
+                field: "notifications", message: "must hold 1 to \(configuration.maxBatchSize) notifications, not \(items.count)")])
+        }
+        let snapshot = config.snapshot
+        let now = Date()
+        var results = [BatchResponse.Item?](repeating: nil, count: items.count)
+        var prepared: [(index: Int, notification: NewNotification, response: String)] = []
+        var keys = Set<String>()
+        for (index, item) in items.enumerated() {
+            let key = item["idempotency_key"]?.stringValue
+            if let key, !keys.insert(key).inserted {
+                results[index] = .rejected(index, [FieldError(field: "idempotency_key", message: "is used twice in this batch")])
+                continue
+            }
+            switch prepare(item, idempotencyKey: key, principal: principal, snapshot: snapshot, now: now) {
+            case .success(let (notification, response)): prepared.append((index, notification, response))
+            case .failure(let failure):
+                results[index] = .rejected(index, failure.errors.map {
+                    FieldError(field: "notifications.\(index)" + ($0.field.isEmpty ? "" : ".\($0.field)"), message: $0.message)
+                })
+            }
+        }
+        if !prepared.isEmpty {
+            let store = components.store
+            let batch = prepared.map(\.notification)
+            let outcomes: [AcceptOutcome]
+            do {
+                outcomes = try await withDeadline(configuration.acceptDeadline, "storing the batch") { try await store.accept(batch) }
+            } catch let error where StoreFailure.isUnavailable(error) {
+                throw ProblemDetails.storeUnavailable()
+            }
+            for (entry, outcome) in zip(prepared, outcomes) {
+                switch outcome {
+                case .stored:
+                    accepted.increment()
+                    results[entry.index] = .accepted(entry.index, entry.response)
+                case .duplicate(let original):
+                    if let stored = original.requestHash, stored != entry.notification.requestHash {
+                        results[entry.index] = .rejected(entry.index, [FieldError(
+                            field: "notifications.\(entry.index).idempotency_key",
+                            message: "was used for a different request (notification \(original.id.lowercasedString))")])
+                    } else {
+                        results[entry.index] = .duplicate(entry.index, original.id, original.response)
+                    }
+                }
+            }
+            components.relay.wake()
+        }
+        let all = results.compactMap { $0 }
+        let body = BatchResponse(
+            accepted: all.filter { $0.status == "accepted" }.count, rejected: all.filter { $0.status == "rejected" }.count,
+            duplicates: all.filter { $0.status == "duplicate" }.count, results: all)
+        return try Self.json(body, status: body.accepted + body.duplicates > 0 ? .accepted : .unprocessableContent)
+    }
+
+    static func id(_ context: Context, _ what: String) throws -> UUID {
         let text = context.parameters.get("id") ?? ""
         guard let id = UUID(uuidString: text) else {
             throw ProblemDetails(
@@ -221,36 +414,80 @@ struct NotificationAPI: Sendable {
         return id
     }
 
-    func show(context: BasicRequestContext) async throws -> Response {
+    func show(context: Context) async throws -> Response {
+        let tenant = try context.require(.read).tenant
         let id = try Self.id(context, "notification")
         let store = components.store
-        guard let stored = try await query("reading the notification", { try await store.notification(id: id) }) else {
+        guard let stored = try await query("reading the notification", { try await store.notification(id: id, tenant: tenant) })
+        else {
             throw ProblemDetails.notFound("no notification with id \(id.lowercasedString)")
         }
         return try Self.json(NotificationResponse(stored))
     }
 
+    /// `GET /v1/notifications?status=&channel=&template=&since=&until=&limit=&cursor=`, newest first.
+    func list(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try context.require(.read).tenant
+        let parameters = request.uri.queryParameters
+        let known = ["status", "channel", "template", "since", "until", "limit", "cursor"]
+        for (key, _) in parameters where !known.contains(String(key)) {
+            throw ProblemDetails.invalidParameter(String(key), "unknown query parameter; expected \(known.joined(separator: ", "))")
+        }
+        var listing = NotificationListing(tenant: tenant)
+        if let text = parameters["status"] {
+            guard let status = DeliveryStatus(rawValue: String(text)) else {
+                throw ProblemDetails.invalidParameter(
+                    "status", "must be one of \(DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            listing.status = status
+        }
+        listing.channel = parameters["channel"].map(String.init)
+        listing.template = parameters["template"].map(String.init)
+        listing.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
+        listing.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
+        if let text = parameters["limit"] {
+            guard let limit = Int(text), (1...NotificationListing.maximumLimit).contains(limit) else {
+                throw ProblemDetails.invalidParameter("limit", "must be a whole number from 1 to \(NotificationListing.maximumLimit)")
+            }
+            listing.limit = limit
+        }
+        if let token = parameters["cursor"] {
+            guard let cursor = NotificationCursor(token: String(token)) else {
+                throw ProblemDetails.invalidParameter("cursor", "is not a cursor this API returned")
+            }
+            listing.cursor = cursor
+        }
+        let store = components.store
+        let wanted = listing
+        let summaries = try await query("listing notifications") { try await store.list(wanted) }
+        return try Self.json(NotificationPage(
+            items: summaries.map(NotificationPage.Item.init),
+            nextCursor: summaries.count == listing.limit ? summaries.last?.cursor.token : nil))
+    }
+
     /// Stops every delivery of the notification that has not started; one in flight finishes.
-    func cancel(context: BasicRequestContext) async throws -> Response {
+    func cancel(context: Context) async throws -> Response {
+        let tenant = try context.require(.send).tenant
         let id = try Self.id(context, "notification")
         let store = components.store
-        guard let cancelled = try await query("cancelling the notification", { try await store.cancel(notificationID: id) }) else {
+        guard let cancelled = try await query("cancelling the notification", { try await store.cancel(notificationID: id, tenant: tenant) })
+        else {
             throw ProblemDetails.notFound("no notification with id \(id.lowercasedString)")
         }
-        guard let stored = try await query("reading the notification", { try await store.notification(id: id) }) else {
+        guard let stored = try await query("reading the notification", { try await store.notification(id: id, tenant: tenant) }) else {
             throw ProblemDetails.notFound("no notification with id \(id.lowercasedString)")
         }
         return try Self.json(CancelResponse(
             cancelled: cancelled.map(\.lowercasedString), notification: NotificationResponse(stored)))
     }
 
-    func deadLetters(_ request: Request) async throws -> Response {
+    func deadLetters(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try context.require(.read).tenant
         let parameters = request.uri.queryParameters
         for (key, _) in parameters where !["channel", "since", "until", "cursor", "limit"].contains(String(key)) {
-            let name = String(key)
-            throw ProblemDetails.invalidParameter(name, "unknown query parameter; expected channel, since, until, cursor, limit")
+            throw ProblemDetails.invalidParameter(String(key), "unknown query parameter; expected channel, since, until, cursor, limit")
         }
-        var selection = DeadLetterSelection()
+        var selection = DeadLetterSelection(tenant: tenant)
         selection.channel = parameters["channel"].map(String.init)
         selection.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
         selection.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
@@ -277,7 +514,8 @@ struct NotificationAPI: Sendable {
     }
 
     /// `POST /v1/deadletters/retry` with `{"channel", "since", "until", "delivery_ids", "limit"}` (all optional).
-    func replayDeadLetters(_ request: Request) async throws -> Response {
+    func replayDeadLetters(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try context.require(.send).tenant
         let body = try await readJSON(request)
         guard case .object(let members) = body else {
             throw ProblemDetails.validation([FieldError(field: "", message: "the body must be a JSON object")])
@@ -286,7 +524,7 @@ struct NotificationAPI: Sendable {
         for key in members.keys.sorted() where !["channel", "since", "until", "delivery_ids", "limit"].contains(key) {
             errors.append(FieldError(field: key, message: "unknown field; expected channel, since, until, delivery_ids, limit"))
         }
-        var selection = DeadLetterSelection()
+        var selection = DeadLetterSelection(tenant: tenant)
         switch members["channel"] {
         case nil, .null?: break
         case .string(let channel)?: selection.channel = channel
@@ -327,17 +565,78 @@ struct NotificationAPI: Sendable {
     }
 
     /// `POST /v1/deliveries/{id}/retry`: sends one failed delivery again.
-    func replayDelivery(context: BasicRequestContext) async throws -> Response {
+    func replayDelivery(context: Context) async throws -> Response {
+        let tenant = try context.require(.send).tenant
         let id = try Self.id(context, "delivery")
         let store = components.store
-        let replayed = try await query("replaying the delivery") { try await store.replay(DeadLetterSelection(deliveryIDs: [id], limit: 1)) }
+        let replayed = try await query("replaying the delivery") {
+            try await store.replay(DeadLetterSelection(tenant: tenant, deliveryIDs: [id], limit: 1))
+        }
         guard !replayed.isEmpty else {
-            let status = try await query("reading the delivery") { try await store.deliveryStatus(id: id) }
+            let status = try await query("reading the delivery") { try await store.deliveryStatus(id: id, tenant: tenant) }
             guard let status else { throw ProblemDetails.notFound("no delivery with id \(id.lowercasedString)") }
             throw ProblemDetails.conflict("delivery \(id.lowercasedString) is \(status.rawValue); only failed deliveries can be retried")
         }
         components.relay.wake()
         return try Self.json(ReplayResponse(replayed: replayed.map(\.lowercasedString)), status: .accepted)
+    }
+
+    /// `GET /v1/channels`: what the configuration in force offers.
+    func channels(context: Context) throws -> Response {
+        _ = try context.require(.read)
+        let snapshot = config.snapshot
+        return try Self.json(ChannelsResponse(snapshot))
+    }
+
+    /// `GET /v1/templates`.
+    func templates(context: Context) throws -> Response {
+        _ = try context.require(.read)
+        let snapshot = config.snapshot
+        return try Self.json(TemplatesResponse(snapshot))
+    }
+
+    /// `POST /v1/templates/{name}/render` with `{"data", "to", "metadata", "locale", "channel"}`: what the
+    /// template renders, for one channel or for every category it has, without sending anything.
+    func renderTemplate(_ request: Request, context: Context) async throws -> Response {
+        _ = try context.require(.read)
+        let name = context.parameters.get("name") ?? ""
+        let snapshot = config.snapshot
+        guard let template = snapshot.templates[name] else {
+            throw ProblemDetails.notFound("no template '\(name)'; known: \(snapshot.templates.keys.sorted().joined(separator: ", "))")
+        }
+        let body = try await readJSON(request)
+        guard case .object(let members) = body else {
+            throw ProblemDetails.validation([FieldError(field: "", message: "the body must be a JSON object")])
+        }
+        var errors: [FieldError] = []
+        for key in members.keys.sorted() where !["data", "to", "metadata", "locale", "channel"].contains(key) {
+            errors.append(FieldError(field: key, message: "unknown field; expected data, to, metadata, locale, channel"))
+        }
+        for key in ["data", "to", "metadata"] {
+            if let value = members[key], value.objectValue == nil {
+                errors.append(FieldError(field: key, message: "must be an object, not \(value.typeName)"))
+            }
+        }
+        var categories = Set(template.locales.values.flatMap(\.keys))
+        if let channelName = members["channel"]?.stringValue {
+            guard let channel = snapshot.registry[channelName] else {
+                throw ProblemDetails.validation([FieldError(field: "channel", message: "unknown channel '\(channelName)'")])
+            }
+            categories = [channel.category]
+        }
+        guard errors.isEmpty else { throw ProblemDetails.validation(errors) }
+        let locale = members["locale"]?.stringValue ?? members["to"]?["locale"]?.stringValue
+        let values: [String: JSONValue] = [
+            "data": members["data"] ?? .object([:]), "to": members["to"] ?? .object([:]), "metadata": members["metadata"] ?? .object([:]),
+        ]
+        var rendered: [String: MessageContent] = [:]
+        var missing: [String: [String]] = [:]
+        for category in categories.sorted(by: { $0.rawValue < $1.rawValue }) {
+            missing[category.rawValue] = template.missingNames(category: category, locale: locale, context: values)
+            rendered[category.rawValue] = try? template.render(category: category, locale: locale, context: RenderContext(values))
+        }
+        return try Self.json(RenderResponse(
+            template: name, locale: template.locale(for: locale), rendered: rendered, missing: missing.filter { !$0.value.isEmpty }))
     }
 
     static func instantParameter(_ text: String?, _ name: String) throws -> Date? {
@@ -371,6 +670,12 @@ struct NotificationAPI: Sendable {
         return Self.json(["status": "ready"])
     }
 
+    static func rawJSON(_ text: String, status: HTTPResponse.Status, location: String? = nil) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let location { headers[.location] = location }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
     static func json(_ dictionary: [String: String]) -> Response {
         (try? json(dictionary, status: .ok)) ?? Response(status: .internalServerError)
     }
@@ -382,14 +687,4 @@ struct NotificationAPI: Sendable {
             status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try responseEncoder.encode(value))))
     }
 
-    /// A decoding error in words a client can act on, with the position where Foundation gives one.
-    static func describe(decodingError error: any Error) -> String {
-        guard case DecodingError.dataCorrupted(let context) = error else { return "\(error)" }
-        if let underlying = context.underlyingError {
-            let nsError = underlying as NSError
-            if let detail = nsError.userInfo[NSDebugDescriptionErrorKey] as? String { return detail }
-            return "\(underlying)"
-        }
-        return context.debugDescription
-    }
 }

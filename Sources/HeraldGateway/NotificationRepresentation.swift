@@ -1,4 +1,5 @@
 import Foundation
+import HeraldConfig
 import HeraldCore
 import HeraldStore
 
@@ -155,4 +156,155 @@ struct DeadLetterPage: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case items, nextCursor = "next_cursor"
     }
+}
+
+struct NotificationPage: Codable, Sendable {
+    struct Item: Codable, Sendable {
+        struct Delivery: Codable, Sendable {
+            var id: String
+            var channel: String
+            var status: String
+        }
+
+        var id: String
+        var status: String
+        var createdAt: String
+        var template: String?
+        var deliveries: [Delivery]
+
+        enum CodingKeys: String, CodingKey {
+            case id, status, createdAt = "created_at", template, deliveries
+        }
+
+        init(_ summary: NotificationSummary) {
+            id = summary.id.lowercasedString
+            status = NotificationResponse.aggregateStatus(summary.deliveries.map(\.status))
+            createdAt = Timestamp.string(summary.createdAt)
+            template = summary.template
+            deliveries = summary.deliveries.map {
+                Delivery(id: $0.id.lowercasedString, channel: $0.channel, status: $0.status.rawValue)
+            }
+        }
+    }
+
+    var items: [Item]
+    var nextCursor: String?
+
+    enum CodingKeys: String, CodingKey {
+        case items, nextCursor = "next_cursor"
+    }
+}
+
+/// One result per item of a batch, in the order of the request.
+struct BatchResponse: Encodable, Sendable {
+    struct Item: Encodable, Sendable {
+        var index: Int
+        /// `accepted`, `duplicate` (its idempotency key was used before, for the same request) or `rejected`.
+        var status: String
+        var id: String?
+        /// The accepted notification as `POST /v1/notifications` would answer it.
+        var notification: JSONValue?
+        var errors: [FieldError]?
+
+        static func accepted(_ index: Int, _ response: String) -> Item {
+            let document = try? JSONParser.parse(Array(response.utf8))
+            return Item(index: index, status: "accepted", id: document?["id"]?.stringValue, notification: document, errors: nil)
+        }
+
+        static func duplicate(_ index: Int, _ id: UUID, _ response: String?) -> Item {
+            Item(
+                index: index, status: "duplicate", id: id.lowercasedString,
+                notification: response.flatMap { try? JSONParser.parse(Array($0.utf8)) }, errors: nil)
+        }
+
+        static func rejected(_ index: Int, _ errors: [FieldError]) -> Item {
+            Item(index: index, status: "rejected", id: nil, notification: nil, errors: errors)
+        }
+    }
+
+    var accepted: Int
+    var rejected: Int
+    var duplicates: Int
+    var results: [Item]
+}
+
+struct ChannelsResponse: Encodable, Sendable {
+    struct Channel: Encodable, Sendable {
+        var name: String
+        var category: String
+        var recipient: String
+        var recipientFormat: String
+        var concurrency: Int
+        var maxInFlightPerHost: Int?
+        var rateLimit: String?
+        var timeoutMs: Int64
+        var retryPolicy: String
+        var maxAttempts: Int
+        var providers: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case name, category, recipient, recipientFormat = "recipient_format", concurrency,
+                maxInFlightPerHost = "max_in_flight_per_host", rateLimit = "rate_limit", timeoutMs = "timeout_ms",
+                retryPolicy = "retry_policy", maxAttempts = "max_attempts", providers
+        }
+    }
+
+    var configVersion: String
+    var channels: [Channel]
+
+    enum CodingKeys: String, CodingKey {
+        case configVersion = "config_version", channels
+    }
+
+    init(_ snapshot: ConfigSnapshot) {
+        configVersion = snapshot.version
+        channels = snapshot.registry.names.compactMap { snapshot.registry[$0] }.map { channel in
+            Channel(
+                name: channel.name, category: channel.category.rawValue, recipient: channel.recipient.name,
+                recipientFormat: channel.recipient.format.rawValue, concurrency: channel.concurrency,
+                maxInFlightPerHost: channel.maxInFlightPerHost,
+                rateLimit: channel.rateLimit.map { "\($0.count)/\($0.per.timeInterval)s" },
+                timeoutMs: channel.timeout.milliseconds, retryPolicy: channel.retry.name, maxAttempts: channel.retry.maxAttempts,
+                providers: channel.providers.isEmpty ? ["builtin-webhook"] : channel.providers.map(\.name))
+        }
+    }
+}
+
+struct TemplatesResponse: Encodable, Sendable {
+    struct Template: Encodable, Sendable {
+        var id: String
+        var defaultLocale: String
+        var locales: [String]
+        var categories: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case id, defaultLocale = "default_locale", locales, categories
+        }
+    }
+
+    var configVersion: String
+    var templates: [Template]
+
+    enum CodingKeys: String, CodingKey {
+        case configVersion = "config_version", templates
+    }
+
+    init(_ snapshot: ConfigSnapshot) {
+        configVersion = snapshot.version
+        templates = snapshot.templates.keys.sorted().compactMap { snapshot.templates[$0] }.map { template in
+            Template(
+                id: template.id, defaultLocale: template.defaultLocale, locales: template.locales.keys.sorted(),
+                categories: Set(template.locales.values.flatMap(\.keys)).map(\.rawValue).sorted())
+        }
+    }
+}
+
+struct RenderResponse: Encodable, Sendable {
+    var template: String
+    /// The locale variant used.
+    var locale: String
+    /// Per channel category.
+    var rendered: [String: MessageContent]
+    /// Values the template reads that the preview's data does not give, per category (a send would be refused).
+    var missing: [String: [String]]
 }

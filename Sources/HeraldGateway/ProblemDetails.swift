@@ -15,6 +15,8 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
     public var errors: [FieldError]?
     /// Seconds a client should wait before trying again (`Retry-After`), for 429 and 503.
     public var retryAfter: Int?
+    /// The `WWW-Authenticate` challenge, for 401.
+    public var challenge: String?
 
     public var status: HTTPResponse.Status { .init(code: statusCode) }
 
@@ -43,10 +45,10 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
             detail: summary, errors: errors)
     }
 
-    public static func malformedJSON(_ detail: String) -> ProblemDetails {
+    public static func malformedJSON(_ detail: String, field: String = "") -> ProblemDetails {
         ProblemDetails(
             type: base + "malformed-json", title: "The body is not valid JSON", status: .badRequest, detail: detail,
-            errors: [FieldError(field: "", message: detail)])
+            errors: [FieldError(field: field, message: detail)])
     }
 
     public static func notFound(_ detail: String) -> ProblemDetails {
@@ -57,6 +59,12 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
         ProblemDetails(
             type: base + "unavailable", title: "Service unavailable", status: .serviceUnavailable, detail: detail,
             retryAfter: retryAfter)
+    }
+
+    public static func unauthenticated(_ detail: String) -> ProblemDetails {
+        var problem = ProblemDetails(type: base + "unauthenticated", title: "Unauthenticated", status: .unauthorized, detail: detail)
+        problem.challenge = #"Bearer realm="herald""#
+        return problem
     }
 
     public static func conflict(_ detail: String) -> ProblemDetails {
@@ -83,6 +91,7 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
         let body = try encoder.encode(self)
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if let challenge { headers[.wwwAuthenticate] = challenge }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -58,7 +58,7 @@ public struct StoredAttempt: Sendable {
 /// and costs one statement, so callers put a `GroupCommitter` in front of it.
 public struct NotificationStore: Sendable {
     public let client: PostgresClient
-    let logger: Logger
+    public let logger: Logger
     static let jsonEncoder = JSONEncoder()
 
     public init(client: PostgresClient, logger: Logger) {
@@ -295,11 +295,12 @@ public struct NotificationStore: Sendable {
     /// Cancels a notification's deliveries that have not started: `pending`, `scheduled`, `queued`
     /// and `retrying` become `cancelled` and their outbox rows go; one in `sending` finishes.
     /// Returns the cancelled delivery ids, or nil when there is no such notification.
-    public func cancel(notificationID: UUID) async throws -> [UUID]? {
+    public func cancel(notificationID: UUID, tenant: String? = nil) async throws -> [UUID]? {
         try await client.withTransaction(logger: logger) { connection in
             var exists = false
             for try await _ in try await connection.query(
-                "SELECT 1 FROM notifications WHERE id = \(notificationID)", logger: logger
+                "SELECT 1 FROM notifications WHERE id = \(notificationID) AND (\(tenant ?? "") = '' OR tenant = \(tenant ?? ""))",
+                logger: logger
             ).decode(Int.self) {
                 exists = true
             }
@@ -339,6 +340,7 @@ public struct NotificationStore: Sendable {
             WITH s AS (
                 SELECT id FROM deliveries
                 WHERE status = \(failed) AND job IS NOT NULL
+                    AND (\(selection.tenant ?? "") = '' OR tenant = \(selection.tenant ?? ""))
                     AND (NOT \(byID) OR id = ANY(\(ids)::uuid[]))
                     AND (\(selection.channel ?? "") = '' OR channel = \(selection.channel ?? ""))
                     AND updated_at >= \(selection.since ?? Date.distantPast) AND updated_at < \(selection.until ?? Date.distantFuture)
@@ -372,6 +374,7 @@ public struct NotificationStore: Sendable {
             """
             SELECT id, notification_id, channel, attempt_count, last_error, updated_at FROM deliveries
             WHERE status = \(failed)
+                AND (\(selection.tenant ?? "") = '' OR tenant = \(selection.tenant ?? ""))
                 AND (NOT \(byID) OR id = ANY(\(ids)::uuid[]))
                 AND (\(selection.channel ?? "") = '' OR channel = \(selection.channel ?? ""))
                 AND updated_at >= \(selection.since ?? Date.distantPast) AND updated_at < \(selection.until ?? Date.distantFuture)
@@ -397,10 +400,13 @@ public struct NotificationStore: Sendable {
     }
 
     /// The notification with its deliveries and attempts, or nil.
-    public func notification(id: UUID) async throws -> StoredNotification? {
+    public func notification(id: UUID, tenant: String? = nil) async throws -> StoredNotification? {
         var header: (Date, String, String)?
         for try await row in try await client.query(
-            "SELECT created_at, config_version, request::text FROM notifications WHERE id = \(id)", logger: logger
+            """
+            SELECT created_at, config_version, request::text FROM notifications
+            WHERE id = \(id) AND (\(tenant ?? "") = '' OR tenant = \(tenant ?? ""))
+            """, logger: logger
         ).decode((Date, String, String).self) {
             header = row
         }
@@ -444,10 +450,47 @@ public struct NotificationStore: Sendable {
             id: id, createdAt: createdAt, configVersion: configVersion, document: document, deliveries: deliveries)
     }
 
+    /// A tenant's notifications, newest first, after `cursor`: each with its deliveries' ids, channels
+    /// and statuses.
+    public func list(_ listing: NotificationListing) async throws -> [NotificationSummary] {
+        let limit = min(max(listing.limit, 1), NotificationListing.maximumLimit)
+        var summaries: [NotificationSummary] = []
+        for try await (id, createdAt, template) in try await client.query(
+            """
+            SELECT n.id, n.created_at, n.request ->> 'template' FROM notifications n
+            WHERE n.tenant = \(listing.tenant)
+                AND n.created_at >= \(listing.since ?? Date.distantPast) AND n.created_at < \(listing.until ?? Date.distantFuture)
+                AND (\(listing.template ?? "") = '' OR n.request ->> 'template' = \(listing.template ?? ""))
+                AND (\(listing.status?.rawValue ?? "") = '' AND \(listing.channel ?? "") = '' OR EXISTS (
+                    SELECT 1 FROM deliveries d WHERE d.notification_id = n.id
+                        AND (\(listing.status?.rawValue ?? "") = '' OR d.status = \(listing.status?.rawValue ?? ""))
+                        AND (\(listing.channel ?? "") = '' OR d.channel = \(listing.channel ?? ""))))
+                AND (n.created_at, n.id) < (\(listing.cursor?.createdAt ?? Date.distantFuture), \(listing.cursor?.id ?? NotificationCursor.last))
+            ORDER BY n.created_at DESC, n.id DESC LIMIT \(limit)
+            """, logger: logger
+        ).decode((UUID, Date, String?).self) {
+            summaries.append(NotificationSummary(id: id, createdAt: createdAt, template: template, deliveries: []))
+        }
+        guard !summaries.isEmpty else { return [] }
+        let ids = summaries.map(\.id)
+        var byNotification: [UUID: [NotificationSummary.Delivery]] = [:]
+        for try await (id, notificationID, channel, status) in try await client.query(
+            "SELECT id, notification_id, channel, status FROM deliveries WHERE notification_id = ANY(\(ids)::uuid[]) ORDER BY created_at, id",
+            logger: logger
+        ).decode((UUID, UUID, String, String).self) {
+            byNotification[notificationID, default: []].append(
+                .init(id: id, channel: channel, status: DeliveryStatus(rawValue: status) ?? .queued))
+        }
+        for index in summaries.indices { summaries[index].deliveries = byNotification[summaries[index].id] ?? [] }
+        return summaries
+    }
+
     /// A delivery's status, or nil when there is no such delivery.
-    public func deliveryStatus(id: UUID) async throws -> DeliveryStatus? {
+    public func deliveryStatus(id: UUID, tenant: String? = nil) async throws -> DeliveryStatus? {
         var status: DeliveryStatus?
-        for try await text in try await client.query("SELECT status FROM deliveries WHERE id = \(id)", logger: logger).decode(String.self) {
+        for try await text in try await client.query(
+            "SELECT status FROM deliveries WHERE id = \(id) AND (\(tenant ?? "") = '' OR tenant = \(tenant ?? ""))", logger: logger
+        ).decode(String.self) {
             status = DeliveryStatus(rawValue: text)
         }
         return status
@@ -468,6 +511,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 /// Which dead letters (failed deliveries) to list or replay.
 public struct DeadLetterSelection: Sendable, Hashable {
     public static let maximumLimit = 1000
+    /// Only this tenant's (nil: every tenant — operators' CLI).
+    public var tenant: String?
     public var channel: String?
     public var since: Date?
     public var until: Date?
@@ -475,7 +520,11 @@ public struct DeadLetterSelection: Sendable, Hashable {
     public var deliveryIDs: [UUID]?
     public var limit: Int
 
-    public init(channel: String? = nil, since: Date? = nil, until: Date? = nil, deliveryIDs: [UUID]? = nil, limit: Int = 100) {
+    public init(
+        tenant: String? = nil, channel: String? = nil, since: Date? = nil, until: Date? = nil, deliveryIDs: [UUID]? = nil,
+        limit: Int = 100
+    ) {
+        self.tenant = tenant
         self.channel = channel
         self.since = since
         self.until = until
@@ -524,5 +573,59 @@ public struct DeadLetterCursor: Sendable, Hashable {
         let parts = text.split(separator: ".", maxSplits: 1)
         guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
         self.init(failedAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000), id: id)
+    }
+}
+
+/// Which notifications to list.
+public struct NotificationListing: Sendable, Hashable {
+    public static let maximumLimit = 1000
+    public var tenant: String
+    /// Notifications with a delivery in this status.
+    public var status: DeliveryStatus?
+    /// Notifications with a delivery on this channel.
+    public var channel: String?
+    public var template: String?
+    public var since: Date?
+    public var until: Date?
+    public var limit: Int
+    public var cursor: NotificationCursor?
+
+    public init(tenant: String, limit: Int = 50) {
+        self.tenant = tenant
+        self.limit = limit
+    }
+}
+
+public struct NotificationSummary: Sendable, Hashable {
+    public struct Delivery: Sendable, Hashable {
+        public var id: UUID
+        public var channel: String
+        public var status: DeliveryStatus
+    }
+
+    public var id: UUID
+    public var createdAt: Date
+    public var template: String?
+    public var deliveries: [Delivery]
+
+    public var cursor: NotificationCursor { NotificationCursor(createdAt: createdAt, id: id) }
+}
+
+/// Where a notification listing goes on (newest first): before this creation time and id.
+public struct NotificationCursor: Sendable, Hashable {
+    public var createdAt: Date
+    public var id: UUID
+    static let last = UUID(uuidString: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF")!
+
+    public init(createdAt: Date, id: UUID) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+
+    public var token: String { DeadLetterCursor(failedAt: createdAt, id: id).token }
+
+    public init?(token: String) {
+        guard let cursor = DeadLetterCursor(token: token) else { return nil }
+        self.init(createdAt: cursor.failedAt, id: cursor.id)
     }
 }

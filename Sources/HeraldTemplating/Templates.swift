@@ -61,6 +61,10 @@ public struct CompiledTemplate: Sendable {
     public let escaping: Escaping
     /// `secrets.NAME` references: resolved before rendering, so a missing secret is an error, not an empty string.
     public let secretNames: Set<String>
+    /// The dotted names of the value tags outside any section (`{{data.name}}`), in order: what a
+    /// rendering needs its context to have. Tags inside `{{#…}}`/`{{^…}}` may refer to a section's
+    /// own item, so they are not listed.
+    public let requiredNames: [String]
     private let template: MustacheTemplate
 
     /// Compiles `text` for `escaping`. Fails on Mustache syntax errors and on constructs that switch
@@ -92,6 +96,26 @@ public struct CompiledTemplate: Sendable {
         source = text
         self.escaping = escaping
         secretNames = Self.secretReferences(in: text.source)
+        requiredNames = Self.topLevelValueNames(in: text.source)
+    }
+
+    static func topLevelValueNames(in source: String) -> [String] {
+        var names: [String] = []
+        var depth = 0
+        var rest = Substring(source)
+        while let open = rest.range(of: "{{") {
+            guard let close = rest[open.upperBound...].range(of: "}}") else { break }
+            let tag = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            switch tag.first {
+            case "#"?, "^"?: depth += 1
+            case "/"?: depth = max(0, depth - 1)
+            case "!"?, "="?: break
+            default:
+                if depth == 0, !tag.isEmpty, tag != ".", !names.contains(tag) { names.append(tag) }
+            }
+            rest = rest[close.upperBound...]
+        }
+        return names
     }
 
     /// Renders with `context` (a JSON object; `secrets` is added by the caller when needed).

@@ -30,9 +30,11 @@ struct EndToEndTests {
 
     /// What a test gets from `withHerald`.
     struct Harness: Sendable {
-        let client: any TestClientProtocol
+        /// Sends the harness key (scopes send and read) with every request.
+        let client: AuthorizedClient
         let receiver: WebhookReceiver
         let components: GatewayComponents
+        let key: APIKey
         var store: NotificationStore { components.store }
     }
 
@@ -55,8 +57,10 @@ struct EndToEndTests {
         var gatewayConfiguration = GatewayConfiguration(postgresURL: TestServers.postgresURL, amqpURL: TestServers.amqpURL)
         gatewayConfiguration.port = 0
         gatewayConfiguration.relay.pollInterval = .milliseconds(50)
+        gatewayConfiguration.allowPrivateTargets = true  // the receiver is on 127.0.0.1
         let config = ConfigStore(ConfigSnapshot(version: "itest", registry: ChannelRegistry([channel])))
         let (gateway, components) = try buildGateway(configuration: gatewayConfiguration, config: config, logger: logger)
+        let (token, key) = try await TestServers.createKey()
         var workerConfiguration = WorkerConfiguration(postgresURL: TestServers.postgresURL, amqpURL: TestServers.amqpURL)
         workerConfiguration.allowPrivateTargets = true  // the receiver is on 127.0.0.1
         workerConfiguration.workerName = "itest-worker"
@@ -74,7 +78,8 @@ struct EndToEndTests {
                 _ = try await eventually("the gateway to be ready") {
                     try await client.execute(uri: "/readyz", method: .get).status == .ok ? true : nil
                 }
-                try await body(Harness(client: client, receiver: receiver, components: components))
+                try await body(Harness(
+                    client: AuthorizedClient(base: client, token: token), receiver: receiver, components: components, key: key))
             }
             await background.triggerGracefulShutdown()
             try await group.waitForAll()
@@ -229,7 +234,9 @@ struct EndToEndTests {
             let id = try #require(try Self.document(first)["id"]?.stringValue)
             _ = try await Self.waitForTerminal(client, id: id)
             let second = try await Self.post(client, json)
-            #expect(second.status == .ok)
+            // Stripe's semantics: the first answer again, marked as a replay.
+            #expect(second.status == .accepted)
+            #expect(second.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
             #expect(try Self.document(second)["id"] == .string(id))
             try await Task.sleep(for: .milliseconds(300))
             #expect(receiver.requests.count == 1)

@@ -5,6 +5,7 @@ import HeraldCore
 import HeraldGateway
 import HeraldMessaging
 import HeraldProviders
+import HeraldStore
 import HeraldWorker
 import Hummingbird
 import HummingbirdTesting
@@ -375,7 +376,9 @@ struct ProviderHarness: Sendable {
         var gatewayConfiguration = GatewayConfiguration(postgresURL: TestServers.postgresURL, amqpURL: TestServers.amqpURL)
         gatewayConfiguration.port = 0
         gatewayConfiguration.relay.pollInterval = .milliseconds(50)
+        gatewayConfiguration.allowPrivateTargets = true  // recipients on 127.0.0.1
         let (gateway, _) = try buildGateway(configuration: gatewayConfiguration, config: config, logger: logger)
+        let (token, _) = try await TestServers.createKey()
         var workerConfiguration = WorkerConfiguration(postgresURL: TestServers.postgresURL, amqpURL: TestServers.amqpURL)
         workerConfiguration.allowPrivateTargets = true  // the stand-ins are on 127.0.0.1
         workerConfiguration.workerName = "itest-provider-worker"
@@ -390,7 +393,7 @@ struct ProviderHarness: Sendable {
                         try await client.execute(uri: "/readyz", method: .get).status == .ok ? true : nil
                     }
                     try await body(
-                        ProviderHarness(standin: standin, smtp: smtp, client: client, suffix: suffix, shippedChannels: shipped))
+                        ProviderHarness(standin: standin, smtp: smtp, client: AuthorizedClient(base: client, token: token), suffix: suffix, shippedChannels: shipped))
                 }
             } catch {
                 await worker.triggerGracefulShutdown()

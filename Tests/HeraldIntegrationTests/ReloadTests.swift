@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldStore
 import Logging
 import ServiceLifecycle
 import Testing
@@ -95,10 +96,12 @@ struct ReloadTests {
         let receiver = WebhookReceiver()
         let runtime = CurlRuntime(logger: TestServers.logger)
         let base = "http://127.0.0.1:\(port)"
+        let (token, _) = try await TestServers.createKey()
 
         @Sendable func request(_ method: String, _ path: String, _ body: String = "") async throws -> (Int, JSONValue) {
             let response = try await runtime.execute(HTTPRequest(
-                method: method, url: base + path, headers: [HTTPHeaderField("Content-Type", "application/json")],
+                method: method, url: base + path,
+                headers: [HTTPHeaderField("Content-Type", "application/json"), HTTPHeaderField("Authorization", "Bearer \(token)")],
                 body: Array(body.utf8), timeout: .seconds(5), restrictToPublicAddresses: false))
             let json = (try? JSONDecoder().decode(JSONValue.self, from: Data(response.body))) ?? .null
             return (response.status, json)

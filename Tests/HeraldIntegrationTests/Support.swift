@@ -1,7 +1,9 @@
 import Foundation
 import HeraldCore
 import HeraldStore
+import HTTPTypes
 import Hummingbird
+import HummingbirdTesting
 import Logging
 import NIOCore
 import PostgresNIO
@@ -32,6 +34,15 @@ enum TestServers {
             let result = try await body(client)
             group.cancelAll()
             return result
+        }
+    }
+
+    /// Creates an API key (on the migrated test database) for a tenant of its own unless one is named.
+    static func createKey(tenant: String = "itest-\(UUID().uuidString.prefix(8).lowercased())", scopes: Set<APIScope> = [.send, .read])
+        async throws -> (token: String, key: APIKey)
+    {
+        try await withDatabase { client in
+            try await APIKeyStore(client: client, logger: logger).create(tenant: tenant, scopes: scopes, name: "itest")
         }
     }
 
@@ -109,4 +120,23 @@ func eventually<T: Sendable>(
         try await Task.sleep(for: .milliseconds(100))
     }
     throw TestTimeout(what: what)
+}
+
+/// A test client that sends `Authorization: Bearer <token>` with every request that has none.
+struct AuthorizedClient: TestClientProtocol {
+    let base: any TestClientProtocol
+    let token: String
+
+    var port: Int? { base.port }
+
+    func executeRequest(uri: String, method: HTTPRequest.Method, headers: HTTPFields, body: ByteBuffer?) async throws -> TestResponse {
+        var headers = headers
+        if headers[.authorization] == nil { headers[.authorization] = "Bearer \(token)" }
+        return try await base.executeRequest(uri: uri, method: method, headers: headers, body: body)
+    }
+
+    /// The same server with another key (or none: `token` empty sends no header).
+    func with(token: String) -> any TestClientProtocol {
+        token.isEmpty ? base : AuthorizedClient(base: base, token: token)
+    }
 }

@@ -66,6 +66,7 @@ class Suite:
     http_port: int
     pg_port: int
     amqp_port: int
+    api_key: Optional[str]     # sent as Authorization: Bearer, for a gateway that requires API keys
 
     @staticmethod
     def from_environment() -> "Suite":
@@ -81,7 +82,7 @@ class Suite:
             log_dir=Path(env.get("HERALD_LOG_DIR") or run_dir / "logs"), herald_bin=env["HERALD_BIN"],
             postgres_url=env["HERALD_POSTGRES_URL"], amqp_url=env["HERALD_AMQP_URL"],
             http_port=int(env["HERALD_HTTP_PORT"]), pg_port=int(env["HERALD_PG_PORT"]),
-            amqp_port=int(env["HERALD_AMQP_PORT"]))
+            amqp_port=int(env["HERALD_AMQP_PORT"]), api_key=env.get("HERALD_FAULTS_API_KEY") or None)
 
     @property
     def services(self) -> str:
@@ -533,8 +534,10 @@ class Load:
     """
 
     def __init__(self, port: int, submissions: list[Submission], duration: float, concurrency: int,
-                 copies: int = 1, retry_budget: float = 45.0, max_tries: int = 10, timeout: float = 10.0) -> None:
+                 copies: int = 1, retry_budget: float = 45.0, max_tries: int = 10, timeout: float = 10.0,
+                 api_key: Optional[str] = None) -> None:
         self.port = port
+        self.api_key = api_key
         self.submissions = submissions
         self.rate = len(submissions) / max(duration, 0.1)
         self.concurrency = max(1, min(concurrency, len(submissions) or 1))
@@ -543,6 +546,7 @@ class Load:
         self.max_tries = max_tries
         self.timeout = timeout
         self.outcomes: collections.Counter = collections.Counter()   # per HTTP request: "202", "503", "refused", ...
+        self.samples: dict[int, str] = {}    # the first body answered with each non-2xx status, for the report
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._next = 0
@@ -616,6 +620,8 @@ class Load:
 
     def _submit(self, sub: Submission, client: ApiClient) -> None:
         headers = {"Content-Type": "application/json", "Idempotency-Key": sub.key}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         deadline = time.monotonic() + self.retry_budget
         with self._lock:
             if sub.first_try_at is None:
@@ -636,6 +642,8 @@ class Load:
             with self._lock:
                 sub.requests += 1
                 self.outcomes[outcome] += 1
+                if status is not None and not 200 <= status < 300 and status not in self.samples:
+                    self.samples[status] = data[:300].decode(errors="replace")
             if status is not None and 200 <= status < 300:
                 try:
                     notification_id = json.loads(data)["id"]
@@ -840,7 +848,8 @@ class Run:
     def start_load(self, timing: Timing, copies: int = 1) -> Load:
         self.timing = timing
         self.submissions = make_submissions(self.run_id, self.scenario, self.ctx.n, self.ctx.receiver)
-        self.load = Load(self.ctx.suite.http_port, self.submissions, timing.load, self.ctx.concurrency, copies=copies)
+        self.load = Load(self.ctx.suite.http_port, self.submissions, timing.load, self.ctx.concurrency, copies=copies,
+                         api_key=self.ctx.suite.api_key)
         log(f"  load: {self.ctx.n} notifications over {timing.load:.0f} s"
             f"{f' (x{copies} copies)' if copies > 1 else ''}, {self.load.concurrency} clients")
         self.load.start()
@@ -866,6 +875,10 @@ class Run:
         load_end = self.load.finished_at or time.monotonic()
         fault_end = self.fault_end if self.fault_end is not None else load_end
         self._count_submissions()
+        # A 4xx means the suite's own requests are refused (validation, authentication): then the
+        # other counts say nothing, so it fails the run instead of passing with nothing accepted.
+        self.result.check("requests accepted by the API", self.result.rejected == 0 and self.result.accepted > 0,
+                          f"{self.result.rejected} refused with 4xx, {self.result.accepted} accepted")
         drained_at = self._drain(load_end)
         if drained_at is not None:
             self.result.drained = True
@@ -893,6 +906,9 @@ class Run:
         if r.rejected:
             first = next(s.rejected for s in subs if s.rejected)
             r.notes.append(f"{r.rejected} refused with 4xx, e.g. {first}")
+        for status, sample in sorted(self.load.samples.items()):
+            if status >= 500:
+                r.notes.append(f"HTTP {status} answered {self.load.outcomes[str(status)]} times, first body: {sample}")
         log(f"  submitted: {r.sent} sent, {r.accepted} accepted, {r.requests} requests {r.http}; "
             f"accept latency p50 {r.accept_p50_ms} ms, p99 {r.accept_p99_ms} ms, max {r.accept_max_ms} ms")
 
@@ -995,6 +1011,32 @@ class Run:
             r.notes.append(f"unexplained duplicates e.g. {', '.join(unexplained_markers[:3])}")
         log(f"  outcome: terminal {r.terminal}/{r.accepted} (failed {r.failed}), lost {r.lost}, missing {r.missing}, "
             f"dup sends {r.dup_sends} (unexplained {r.unexplained_dups}), statuses {r.statuses}")
+
+
+def error_lines(procs: list[Proc]) -> list[str]:
+    """What each process logged at error level, by message: the first place to look when a run fails."""
+    notes = []
+    for proc in procs:
+        counts: collections.Counter = collections.Counter()
+        example: dict[str, str] = {}
+        try:
+            lines = proc.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue   # a crash trace, not a log line
+            if not isinstance(entry, dict) or entry.get("level") not in ("error", "critical"):
+                continue
+            message = str(entry.get("message", ""))
+            counts[message] += 1
+            example.setdefault(message, str(entry.get("error", ""))[:200])
+        if counts:
+            top = "; ".join(f"'{m}' x{n}" + (f" ({example[m]})" if example[m] else "") for m, n in counts.most_common(3))
+            notes.append(f"{proc.name} logged {sum(counts.values())} errors: {top}")
+    return notes
 
 
 def delivery_id_of(webhook_id: str) -> Optional[str]:
@@ -1201,8 +1243,11 @@ def run_one(ctx: Context, scenario: Scenario, index: int, results: list[RunResul
         stubborn = run.herald.stop_all()
         if stubborn:
             run.result.notes.append(f"needed SIGKILL to stop: {', '.join(stubborn)}")
+        run.result.notes.extend(error_lines(run.herald.procs))
         run.result.seconds = round(time.monotonic() - started, 1)
     r = run.result
+    for note in r.notes:
+        log(f"  note: {note}")
     if r.error:
         log(f"  ERROR: {r.error}")
     log(f"=== {scenario.name} #{index}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f} s")
