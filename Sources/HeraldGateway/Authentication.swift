@@ -73,7 +73,19 @@ public final class KeyAuthenticator: Sendable {
         {
             return entry.key
         }
-        let key = try await store.authenticate(token: token)
+        let key: APIKey?
+        do {
+            key = try await store.authenticate(token: token)
+        } catch {
+            // The database is down or slow: a key seen in the last 10 minutes stays good, so an outage
+            // costs requests one deadline (the write's), not two.
+            if let stale = cache.withLock({ $0[String(token.prefix(16))] }), stale.hash == hash, stale.key != nil,
+                now - stale.fetched < .seconds(600)
+            {
+                return stale.key
+            }
+            throw error
+        }
         cache.withLock { entries in
             if entries.count > 10_000 { entries.removeAll() }
             // Keyed by the token's public prefix; the full hash must match too, so a forged token

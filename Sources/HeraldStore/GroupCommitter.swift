@@ -121,7 +121,7 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
         }
     }
 
-    private func flushIsolating(_ batch: [Pending]) async {
+    private func flushIsolating(_ batch: [Pending], attempt: Int = 1) async {
         do {
             let items = batch.map(\.item)
             let outputs: [Output]
@@ -133,6 +133,12 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
             guard outputs.count == batch.count else { throw OutputCountMismatch() }
             for (pending, output) in zip(batch, outputs) { pending.continuation.resume(returning: output) }
         } catch {
+            if attempt < 3 && StoreFailure.isRaceLost(error) {
+                // A deadlock or serialization failure says nothing about the items: run it again.
+                logger.info("batch lost a race with another transaction; running it again", metadata: ["error": "\(describe(error))"])
+                await flushIsolating(batch, attempt: attempt + 1)
+                return
+            }
             if batch.count > 1 && isolate(error) {
                 logger.warning("batch flush failed; splitting it to find the item that caused it", metadata: [
                     "batch.size": "\(batch.count)", "error": "\(describe(error))",

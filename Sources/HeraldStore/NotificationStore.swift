@@ -102,6 +102,9 @@ public struct NotificationStore: Sendable {
                 FROM unnest(\(ids)::uuid[], \(createdAts)::timestamptz[], \(tenants)::text[], \(keys)::text[], \(hashes)::text[],
                     \(responses)::text[], \(versions)::text[], \(documents)::text[])
                     AS t(id, created_at, tenant, key, hash, response, version, document)
+                -- One order for every batch: two batches holding the same keys then lock them in the
+                -- same order and wait for each other instead of deadlocking.
+                ORDER BY tenant, key, id
                 ON CONFLICT (tenant, idempotency_key) DO NOTHING
                 RETURNING id
             ), t AS (

@@ -30,6 +30,12 @@ public enum StoreFailure {
         return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("42")
     }
 
+    /// Whether the transaction lost a race (deadlock, serialization failure) and may simply be run again.
+    public static func isRaceLost(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40P01" || state == "40001"
+    }
+
     /// Whether the database could not be reached or answered too slowly: a client may retry later.
     public static func isUnavailable(_ error: any Error) -> Bool {
         if error is DeadlineExceeded { return true }

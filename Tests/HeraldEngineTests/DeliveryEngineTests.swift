@@ -208,7 +208,7 @@ import Testing
         job.to = ["webhook_url": "https://example.test/x"]
         #expect(DeliveryEngine.destinationKey(job, channel: channel) == "example.test:443")
         #expect(channel.maxInFlightPerHost == 16)
-        #expect(DeliveryEngine.lease(for: channel) == .seconds(25))
+        #expect(DeliveryEngine.lease(for: channel) == .seconds(20))
     }
 }
 

@@ -285,6 +285,15 @@ class Herald:
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=120).returncode
         if rc != 0:
             raise ScenarioError(f"herald migrate failed (exit {rc}); see {log_path}")
+        if not self.suite.api_key and not getattr(self, "api_key", None):
+            # The gateway requires an API key: make one for the suite's clients (once per database).
+            created = subprocess.run([self.suite.herald_bin, "keys", "create", "--tenant", "faults",
+                                      "--scopes", "send,read", "--name", "scripts/faults", "--quiet"],
+                                     cwd=self.suite.root, env=self.env, stdin=subprocess.DEVNULL,
+                                     capture_output=True, text=True, timeout=60)
+            if created.returncode != 0:
+                raise ScenarioError(f"herald keys create failed (exit {created.returncode}): {created.stderr[-500:]}")
+            self.api_key = created.stdout.strip().splitlines()[-1]
 
     def start_gateway(self, ready_timeout: float = 60.0) -> Proc:
         proc = self._launch("gateway", ["gateway"])
@@ -849,7 +858,7 @@ class Run:
         self.timing = timing
         self.submissions = make_submissions(self.run_id, self.scenario, self.ctx.n, self.ctx.receiver)
         self.load = Load(self.ctx.suite.http_port, self.submissions, timing.load, self.ctx.concurrency, copies=copies,
-                         api_key=self.ctx.suite.api_key)
+                         api_key=self.ctx.suite.api_key or getattr(self.herald, "api_key", None))
         log(f"  load: {self.ctx.n} notifications over {timing.load:.0f} s"
             f"{f' (x{copies} copies)' if copies > 1 else ''}, {self.load.concurrency} clients")
         self.load.start()

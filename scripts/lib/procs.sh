@@ -117,3 +117,24 @@ herald_stop_all() {
     HERALD_TAILER_PID=""
   fi
 }
+
+# herald_api_key: prints an API key for local runs (scripts/run, scripts/load, examples/): the one kept
+# in $HERALD_RUN_DIR/api-key (git-ignored) while the database still knows it, else a new one for
+# tenant "local" with scopes send,read and a high rate (local load tests). Needs a migrated database.
+herald_api_key() {
+  local file="$HERALD_RUN_DIR/api-key" token prefix
+  if [[ -s "$file" && -z "${HERALD_BIN:-}" ]]; then cat "$file"; return 0; fi
+  [[ -n "${HERALD_BIN:-}" ]] || die "no herald binary to create an API key with (run scripts/run first)"
+  if [[ -s "$file" ]]; then
+    token="$(cat "$file")"
+    prefix="${token%_*}"
+    if "$HERALD_BIN" keys list --tenant local 2>/dev/null | awk -v p="$prefix" '$1 == p && $NF == "-" {found = 1} END {exit !found}'; then
+      printf '%s\n' "$token"
+      return 0
+    fi
+  fi
+  token="$("$HERALD_BIN" keys create --tenant local --scopes send,read --name "scripts (local)" --rate-limit 100000 --quiet)" \
+    || die "herald keys create failed"
+  (umask 077 && printf '%s\n' "$token" >"$file")
+  printf '%s\n' "$token"
+}
