@@ -6,7 +6,14 @@ import PostgresNIO
 public enum StoreFailure {
     /// What failed, e.g. `PostgreSQL refused the statement: 22P05 unsupported Unicode escape sequence
     /// (table deliveries)`, or `PostgreSQL connection: serverClosedConnection`.
+    /// The error that decided a failed transaction (postgres-nio wraps it).
+    public static func cause(_ error: any Error) -> any Error {
+        guard let transaction = error as? PostgresTransactionError else { return error }
+        return transaction.closureError ?? transaction.commitError ?? transaction.beginError ?? transaction.rollbackError ?? error
+    }
+
     public static func describe(_ error: any Error) -> String {
+        let error = cause(error)
         if let error = error as? PSQLError {
             guard let info = error.serverInfo else {
                 let underlying = error.underlying.map { ": \($0)" } ?? ""
@@ -25,19 +32,20 @@ public enum StoreFailure {
     /// constraint), as opposed to the connection, the server's state or a deadline: only then can
     /// splitting a batch isolate the culprit.
     public static func isCausedByData(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        guard let error = cause(error) as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
         // Class 22: data exception; 23: integrity constraint violation; 42: syntax error or access rule.
         return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("42")
     }
 
     /// Whether the transaction lost a race (deadlock, serialization failure) and may simply be run again.
     public static func isRaceLost(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        guard let error = cause(error) as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
         return state == "40P01" || state == "40001"
     }
 
     /// Whether the database could not be reached or answered too slowly: a client may retry later.
     public static func isUnavailable(_ error: any Error) -> Bool {
+        let error = cause(error)
         if error is DeadlineExceeded { return true }
         guard let error = error as? PSQLError else { return false }
         guard let state = error.serverInfo?[.sqlState] else { return true }  // connection-level
