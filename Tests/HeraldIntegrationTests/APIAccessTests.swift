@@ -1,0 +1,121 @@
+import Foundation
+import HTTPTypes
+import HeraldCore
+import HeraldStore
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// Keys, scopes, tenants and idempotency through the real gateway and PostgreSQL.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct APIAccessTests {
+    typealias E2E = EndToEndTests
+
+    @Test func keysScopesAndTenantsAreEnforced() async throws {
+        let channel = DeliveryGuaranteesTests.channel()
+        try await E2E.withHerald(channel: channel, receiver: WebhookReceiver()) { herald in
+            let body = """
+                {"channel": "\(channel.name)", "to": {"webhook_url": "\(herald.receiver.url)"}, "message": {"text": "x"}}
+                """
+            // No key, a malformed key, a forged key: 401 problem+json with a challenge.
+            for token in ["", "nope", "hk_abcdefghijkl_" + String(repeating: "y", count: 43)] {
+                let response = try await E2E.post(herald.client.with(token: token), body)
+                #expect(response.status == .unauthorized)
+                #expect(response.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+                #expect(response.headers[.contentType] == "application/problem+json")
+            }
+            let accepted = try await E2E.post(herald.client, body)
+            #expect(accepted.status == .accepted)
+            let id = try #require(try E2E.document(accepted)["id"]?.stringValue)
+
+            // A read-only key of the same tenant may read but not send.
+            let (readOnly, _) = try await TestServers.createKey(tenant: herald.key.tenant, scopes: [.read])
+            #expect(try await E2E.post(herald.client.with(token: readOnly), body).status == .forbidden)
+            #expect(try await herald.client.with(token: readOnly).execute(uri: "/v1/notifications/\(id)", method: .get).status == .ok)
+
+            // Another tenant sees nothing of it: not found, not cancellable, not listed, no idempotency collision.
+            let (other, _) = try await TestServers.createKey(scopes: [.send, .read])
+            let stranger = herald.client.with(token: other)
+            #expect(try await stranger.execute(uri: "/v1/notifications/\(id)", method: .get).status == .notFound)
+            #expect(try await stranger.execute(uri: "/v1/notifications/\(id)/cancel", method: .post).status == .notFound)
+            let deliveryID = try #require(try E2E.document(accepted).value(atPath: "deliveries.0.id")?.stringValue)
+            #expect(try await stranger.execute(uri: "/v1/deliveries/\(deliveryID)/retry", method: .post).status == .notFound)
+            let listed = try E2E.document(try await stranger.execute(uri: "/v1/notifications", method: .get))
+            #expect(listed["items"]?.arrayValue?.isEmpty == true)
+            let mine = try E2E.document(try await herald.client.execute(uri: "/v1/notifications?limit=10", method: .get))
+            #expect(mine["items"]?.arrayValue?.first?["id"] == .string(id))
+
+            // Revoked keys are refused (within the cache's lifetime; the test gateway's is 5 s).
+            _ = try await TestServers.withDatabase { client in
+                try await APIKeyStore(client: client, logger: TestServers.logger).revoke(prefix: String(readOnly.prefix(15)))
+            }
+            try await Task.sleep(for: .seconds(5.5))
+            let revoked = try await herald.client.with(token: readOnly).execute(uri: "/v1/notifications/\(id)", method: .get)
+            #expect(revoked.status == .unauthorized)
+        }
+    }
+
+    @Test func idempotencyFollowsStripe() async throws {
+        let channel = DeliveryGuaranteesTests.channel()
+        try await E2E.withHerald(channel: channel, receiver: WebhookReceiver()) { herald in
+            let key = "order-\(UUID().uuidString)"
+            let body = """
+                {"channel": "\(channel.name)", "to": {"webhook_url": "\(herald.receiver.url)"}, "message": {"text": "once"}}
+                """
+            @Sendable func post(_ text: String, client: any TestClientProtocol) async throws -> TestResponse {
+                try await client.execute(
+                    uri: "/v1/notifications", method: .post,
+                    headers: [.contentType: "application/json", HTTPField.Name("Idempotency-Key")!: key], body: ByteBuffer(string: text))
+            }
+            // Concurrent duplicates: one notification, every answer the same.
+            let client = herald.client
+            let answers = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        let response = try await post(body, client: client)
+                        return (response.status.code, try E2E.document(response)["id"]?.stringValue)
+                    }
+                }
+                var answers: [(Int, String?)] = []
+                for try await answer in group { answers.append(answer) }
+                return answers
+            }
+            #expect(Set(answers.map(\.0)) == [202])
+            #expect(Set(answers.compactMap(\.1)).count == 1)
+            // Same key, different body: 409.
+            let different = try await post(body.replacingOccurrences(of: "once", with: "twice"), client: client)
+            #expect(different.status == .conflict)
+            // Same key for another tenant: its own notification.
+            let (other, _) = try await TestServers.createKey()
+            let theirs = try await post(body, client: client.with(token: other))
+            #expect(theirs.status == .accepted)
+            #expect(try E2E.document(theirs)["id"]?.stringValue != answers.first?.1)
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    @Test func batchAndInputChecks() async throws {
+        let channel = DeliveryGuaranteesTests.channel()
+        try await E2E.withHerald(channel: channel, receiver: WebhookReceiver()) { herald in
+            let good = #"{"channel": "\#(channel.name)", "to": {"webhook_url": "\#(herald.receiver.url)"}, "message": {"text": "b"}}"#
+            let bad = #"{"channel": "\#(channel.name)", "to": {}, "message": {"text": "b"}}"#
+            let batch = try await herald.client.execute(
+                uri: "/v1/notifications/batch", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"notifications": [\#(good), \#(bad), \#(good)]}"#))
+            #expect(batch.status == .accepted)
+            let results = try #require(try E2E.document(batch)["results"]?.arrayValue)
+            #expect(results.map { $0["status"] } == ["accepted", "rejected", "accepted"])
+            #expect(results[1].value(atPath: "errors.0.field") == .string("notifications.1.to.webhook_url"))
+
+            let plain = try await herald.client.execute(
+                uri: "/v1/notifications", method: .post, headers: [.contentType: "text/plain"], body: ByteBuffer(string: good))
+            #expect(plain.status == .unsupportedMediaType)
+            let duplicateKeys = try await E2E.post(herald.client, #"{"channel": "a", "channel": "b"}"#)
+            #expect(duplicateKeys.status == .badRequest)
+            #expect(try E2E.document(duplicateKeys).value(atPath: "errors.0.field") == "channel")
+            let userinfo = try await E2E.post(herald.client, good.replacingOccurrences(of: "http://", with: "http://user:pw@"))
+            #expect(userinfo.status == .unprocessableContent)
+        }
+    }
+}
