@@ -7,6 +7,6 @@ struct Herald: AsyncParsableCommand {
         abstract: "Herald: a configuration-driven, distributed notification service.",
         subcommands: [
             GatewayCommand.self, WorkerCommand.self, MigrateCommand.self, ConfigCommand.self, RenderCommand.self,
-            RouteCommand.self, ChannelsCommand.self, SinkCommand.self, DeadLetterCommand.self,
+            RouteCommand.self, ChannelsCommand.self, SinkCommand.self, DeadLetterCommand.self, AuditCommand.self,
         ])
 }
