@@ -42,14 +42,14 @@ public struct Filter: Sendable, Hashable {
     /// A filter from an already-built syntax tree. The tree is validated the same way as a parsed one
     /// (non-empty logical lists, literals PostgreSQL can hold, valid paths).
     public init(expression: FilterExpression) throws(FilterError) {
-        try FilterParser.validate(expression, at: "")
+        try FilterParser.validate(expression, at: .root)
         self.expression = expression
     }
 
     /// The filter that matches every document (`{}`).
     public static let matchAll = Filter(unchecked: .and([]))
 
-    private init(unchecked expression: FilterExpression) {
+    init(unchecked expression: FilterExpression) {
         self.expression = expression
     }
 
@@ -79,19 +79,74 @@ public struct SQLFragment: Sendable, Hashable {
 }
 
 /// Why a filter was rejected: `path` locates the offending part (`"$or.1.data.amount.$gt"`; empty
-/// for the whole filter), `message` says what is wrong.
+/// for the whole filter), `message` says what is wrong. `components` are the same location as the
+/// JSON keys and array indexes from the filter's root (`["$or", "1", "data.amount", "$gt"]`): unlike the
+/// dotted `path`, they stay exact when a key contains a dot, so `jsonPointer(under:)` can name the
+/// place in a request body. Two errors are equal when their `path` and `message` are.
 public struct FilterError: Error, Sendable, Hashable, CustomStringConvertible {
     public var path: String
     public var message: String
+    public var components: [String]
 
+    /// An error at a dotted path (components split on dots).
     public init(path: String, message: String) {
         self.path = path
         self.message = message
+        self.components = path.isEmpty ? [] : path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    init(at location: FilterLocation, message: String) {
+        self.path = location.dotted
+        self.message = message
+        self.components = location.components
     }
 
     public var description: String {
         path.isEmpty ? "invalid filter: \(message)" : "invalid filter at \(path): \(message)"
     }
+
+    /// The RFC 6901 JSON Pointer of the offending part, below `prefix` (e.g. `"/filter"` gives
+    /// `/filter/outcome/$nee`); `~` and `/` in keys are escaped as `~0` and `~1`.
+    public func jsonPointer(under prefix: String = "") -> String {
+        JSONPointer.string(components, under: prefix)
+    }
+
+    public static func == (lhs: FilterError, rhs: FilterError) -> Bool {
+        lhs.path == rhs.path && lhs.message == rhs.message
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(path)
+        hasher.combine(message)
+    }
+}
+
+/// RFC 6901 JSON Pointers.
+public enum JSONPointer {
+    /// `/a/b~1c` for the keys `a`, `b/c`, below `prefix`: `~` and `/` in keys are escaped as `~0` and `~1`.
+    public static func string(_ components: [String], under prefix: String = "") -> String {
+        var pointer = prefix
+        for component in components {
+            pointer += "/"
+            for scalar in component.unicodeScalars {
+                switch scalar {
+                case "~": pointer += "~0"
+                case "/": pointer += "~1"
+                default: pointer.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return pointer
+    }
+}
+
+/// Where the parser is in a filter document: the keys and indexes from its root.
+struct FilterLocation: Sendable, Hashable {
+    var components: [String]
+
+    static let root = FilterLocation(components: [])
+
+    var dotted: String { components.joined(separator: ".") }
 }
 
 /// The syntax tree of a filter.

@@ -151,6 +151,7 @@ struct NotificationAPI: Sendable {
         router.get("/v1/deadletters") { request, context in try await deadLetters(request, context: context) }
         router.post("/v1/deadletters/retry") { request, context in try await replayDeadLetters(request, context: context) }
         router.post("/v1/deliveries/:id/retry") { _, context in try await replayDelivery(context: context) }
+        router.post("/v1/audit/query") { request, context in try await auditQuery(request, context: context) }
         router.get("/v1/channels") { _, context in try channels(context: context) }
         router.get("/v1/templates") { _, context in try templates(context: context) }
         router.post("/v1/templates/:name/render") { request, context in try await renderTemplate(request, context: context) }
@@ -579,6 +580,18 @@ struct NotificationAPI: Sendable {
         }
         components.relay.wake()
         return try Self.json(ReplayResponse(replayed: replayed.map(\.lowercasedString)), status: .accepted)
+    }
+
+    /// `POST /v1/audit/query`: MongoDB-style filters over the caller's notifications, deliveries and
+    /// attempts (see AuditAPI.swift); the tenant condition is the server's, not the filter's.
+    func auditQuery(_ request: Request, context: Context) async throws -> Response {
+        let tenant = try context.require(.read).tenant
+        let body = try await readJSON(request)
+        let store = AuditStore(client: components.postgres, logger: logger)
+        let response = try await withDeadline(configuration.queryDeadline + .seconds(1), "the audit query") {
+            try await auditQueryResponse(body: body, tenant: tenant, store: store)
+        }
+        return try Self.json(response)
     }
 
     /// `GET /v1/channels`: what the configuration in force offers.

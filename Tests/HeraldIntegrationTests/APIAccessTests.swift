@@ -116,6 +116,21 @@ struct APIAccessTests {
             #expect(try E2E.document(duplicateKeys).value(atPath: "errors.0.field") == "channel")
             let userinfo = try await E2E.post(herald.client, good.replacingOccurrences(of: "http://", with: "http://user:pw@"))
             #expect(userinfo.status == .unprocessableContent)
+
+            // The audit query route: the caller's own deliveries only, 422 naming the JSON pointer.
+            @Sendable func audit(_ text: String, client: any TestClientProtocol) async throws -> TestResponse {
+                try await client.execute(
+                    uri: "/v1/audit/query", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: text))
+            }
+            let query = #"{"collection": "deliveries", "filter": {"channel": "\#(channel.name)"}, "limit": 10}"#
+            let mine = try await audit(query, client: herald.client)
+            #expect(mine.status == .ok)
+            #expect(try E2E.document(mine)["items"]?.arrayValue?.count == 2)
+            let (other, _) = try await TestServers.createKey()
+            let theirs = try await audit(query, client: herald.client.with(token: other))
+            #expect(try E2E.document(theirs)["items"]?.arrayValue?.isEmpty == true)
+            let wrong = try await audit(#"{"collection": "deliveries", "filter": {"status": {"$nee": 1}}}"#, client: herald.client)
+            #expect(wrong.status == .unprocessableContent)
         }
     }
 }
