@@ -188,7 +188,11 @@ let package = Package(
 
         .executableTarget(
             name: "HeraldBench",
-            dependencies: ["HeraldConfig", "HeraldCore"],
+            dependencies: [
+                "HeraldConfig", "HeraldCore", "HeraldStore", "HeraldFilter",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
 

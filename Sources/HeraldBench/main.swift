@@ -2,9 +2,11 @@
 // process and run, so the ratios hold across machines even when the absolute times don't.
 //
 //   swift run -c release herald-bench [config-reload] [--iterations N]
+//   swift run -c release herald-bench audit [--iterations N] [--attempts N] [--postgres-url URL] [--report PATH]
 import Foundation
 import HeraldConfig
 import HeraldCore
+import Logging
 
 struct Measurement {
     var name: String
@@ -112,12 +114,25 @@ func configReload(iterations: Int) throws -> String {
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-let iterations = arguments.firstIndex(of: "--iterations").flatMap { Int(arguments[$0 + 1]) } ?? 50
+func option(_ name: String) -> String? {
+    arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+}
 #if DEBUG
 print("note: a debug build; run `swift run -c release herald-bench` for figures worth quoting")
 #endif
 do {
-    print(try configReload(iterations: iterations))
+    if arguments.first == "audit" {
+        var benchmark = AuditBenchmark()
+        benchmark.iterations = option("--iterations").flatMap(Int.init) ?? benchmark.iterations
+        benchmark.attempts = option("--attempts").flatMap(Int.init) ?? benchmark.attempts
+        benchmark.url = option("--postgres-url") ?? benchmark.url
+        benchmark.report = option("--report") ?? benchmark.report
+        var logger = Logger(label: "herald.bench")
+        logger.logLevel = .warning
+        print(try await benchmark.run(logger: logger))
+    } else {
+        print(try configReload(iterations: option("--iterations").flatMap(Int.init) ?? 50))
+    }
 } catch {
     print("benchmark failed: \(error)")
     exit(1)
