@@ -111,6 +111,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Providers' status callbacks (delivery receipts): verified, then read by their YAML declaration.
+        .target(
+            name: "HeraldReceipts",
+            dependencies: [
+                "HeraldCore", "HeraldTemplating", "HeraldProviders",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "HeraldMessaging",
             dependencies: [
@@ -138,6 +147,8 @@ let package = Package(
                 "HeraldEngine",
                 "HeraldHTTPRuntime",
                 "HeraldTemplating",
+                "HeraldProviders",
+                "HeraldReceipts",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -235,6 +246,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "HeraldReceiptsTests",
+            dependencies: ["HeraldReceipts", "HeraldProviders", "HeraldCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "HeraldStoreTests",
             dependencies: [
                 "HeraldStore",
@@ -279,6 +295,7 @@ let package = Package(
                 "HeraldWorker",
                 "HeraldEngine",
                 "HeraldMessaging",
+                "HeraldReceipts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -29,6 +29,8 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.metricsHost = environment.metricsHost
         configuration.defaultKeyRateLimit = environment.apiRateLimit
         configuration.allowPrivateTargets = environment.allowPrivateTargets
+        configuration.secrets = SecretResolver(secretsDirectory: environment.secretsDirectory)
+        configuration.receiptLinks = try environment.receiptLinks(secrets: configuration.secrets)
         let (loader, snapshot) = try environment.loadConfiguration()
         let (application, _) = try buildGateway(
             configuration: configuration, config: ConfigStore(snapshot), loader: loader, logger: logger)
@@ -78,6 +80,7 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.webhookSecret = environment.webhookSecret
         configuration.allowPrivateTargets = environment.allowPrivateTargets
         configuration.secrets = SecretResolver(secretsDirectory: environment.secretsDirectory)
+        configuration.receiptLinks = try environment.receiptLinks(secrets: configuration.secrets)
         let services = try buildWorker(
             channels: all ? .all : .named(channel), config: ConfigStore(snapshot), loader: loader,
             configuration: configuration, logger: logger)

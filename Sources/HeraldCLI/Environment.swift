@@ -1,6 +1,7 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldProviders
 import Logging
 import Metrics
 import Prometheus
@@ -26,6 +27,21 @@ struct HeraldEnvironment {
     var allowPrivateTargets: Bool { ["1", "true", "yes"].contains(values["HERALD_ALLOW_PRIVATE_TARGETS"]?.lowercased() ?? "") }
     var logLevel: Logger.Level { values["HERALD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
     var logFormat: String { values["HERALD_LOG_FORMAT"] ?? "json" }
+
+    /// Receipt callback URLs and their tokens: `HERALD_PUBLIC_URL` (the gateway as providers reach it)
+    /// and the secret `HERALD_RECEIPT_SECRET` (env, `_FILE` or the secrets folder), the same for the
+    /// gateway and every worker. Both unset: providers are asked for no receipts. One without the
+    /// other, or invalid: the process refuses to start.
+    func receiptLinks(secrets: SecretResolver) throws -> ReceiptLinks? {
+        let url = values["HERALD_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let secret = secrets.value("HERALD_RECEIPT_SECRET").flatMap { $0.isEmpty ? nil : $0 }
+        switch (url, secret) {
+        case (nil, nil): return nil
+        case (let url?, let secret?): return try ReceiptLinks(publicURL: url, secret: secret)
+        case (nil, _): throw ReceiptLinkError(description: "HERALD_RECEIPT_SECRET is set but HERALD_PUBLIC_URL is not")
+        case (_, nil): throw ReceiptLinkError(description: "HERALD_PUBLIC_URL is set but HERALD_RECEIPT_SECRET is not")
+        }
+    }
 
     var configDirectory: String { values["HERALD_CONFIG_DIR"] ?? FileManager.default.currentDirectoryPath }
     var secretsDirectory: String? { values["HERALD_SECRETS_DIR"] }

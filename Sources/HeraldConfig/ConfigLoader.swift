@@ -165,7 +165,7 @@ public struct ConfigLoader: Sendable {
         _ document: YAMLValue, policies: [String: RetryPolicy]
     ) -> (ChannelDefinition, YAMLValue)? {
         guard let channel = document.mapping("a channel", allowed: [
-            "name", "category", "recipient", "recipient_format", "concurrency", "rate_limit", "retry", "timeout",
+            "name", "category", "recipient", "recipient_format", "concurrency", "rate_limit", "rate_burst", "retry", "timeout",
             "providers", "max_in_flight_per_host",
         ]) else { return nil }
         let nameValue = channel.required("name")
@@ -206,6 +206,14 @@ public struct ConfigLoader: Sendable {
             }
             return .some(limit)
         } ?? .some(nil)
+        // Attempts that may start at once after a quiet spell (the provider's own burst, e.g. Synapse's 10).
+        let rateBurst: Int? = channel["rate_burst"].map { value -> Int? in
+            if channel["rate_limit"] == nil {
+                value.error("rate_burst goes with rate_limit")
+                return nil
+            }
+            return value.int("rate_burst", in: 1...100_000)
+        } ?? 1
         let timeout = channel["timeout"].map { $0.duration("timeout") } ?? .seconds(15)
         // nil: invalid (error recorded); .some(nil): the default for the channel's recipient.
         let perHost: Int?? = channel["max_in_flight_per_host"].map { value -> Int?? in
@@ -235,9 +243,10 @@ public struct ConfigLoader: Sendable {
                 providers.append(provider)
             }
         }
-        guard let name, let nameValue, let recipient, let format, let category, let concurrency, let rateLimit,
-            let timeout, let retry, let perHost
+        guard let name, let nameValue, let recipient, let format, let category, let concurrency, var rateLimit,
+            let rateBurst, let timeout, let retry, let perHost
         else { return nil }
+        rateLimit?.burst = rateBurst
         return (
             ChannelDefinition(
                 name: name, category: category, recipient: RecipientField(name: recipient, format: format),

@@ -28,7 +28,7 @@ enum ProviderParser {
 
     static func parseHTTP(_ item: YAMLValue) -> ProviderSpec? {
         guard let provider = item.mapping("an http provider", allowed: [
-            "name", "kind", "method", "url", "headers", "auth", "body", "response",
+            "name", "kind", "method", "url", "headers", "auth", "body", "response", "sms", "receipts",
         ]) else { return nil }
         let name = provider.required("name")?.string("name")
         var method: String? = "POST"
@@ -68,10 +68,107 @@ enum ProviderParser {
         let auth: HTTPProviderSpec.Auth?? = provider["auth"].map { parseAuth($0).map(Optional.some) } ?? .some(nil)
         let body: HTTPProviderSpec.Body?? = provider["body"].map { parseBody($0).map(Optional.some) } ?? .some(nil)
         let response = provider["response"].map(parseResponse) ?? HTTPProviderSpec.ResponseRules()
-        guard let name, let method, let url, let auth, let body, let response else { return nil }
+        let sms: SMSProviderSettings?? = provider["sms"].map { parseSMS($0).map(Optional.some) } ?? .some(nil)
+        let receipts: ReceiptSpec?? = provider["receipts"].map { parseReceipts($0).map(Optional.some) } ?? .some(nil)
+        guard let name, let method, let url, let auth, let body, let response, let sms, let receipts else { return nil }
         return ProviderSpec(
             name: name,
-            transport: .http(HTTPProviderSpec(method: method, url: url, headers: headers, body: body, auth: auth, response: response)))
+            transport: .http(HTTPProviderSpec(method: method, url: url, headers: headers, body: body, auth: auth, response: response)),
+            sms: sms, receipts: receipts)
+    }
+
+    /// `sms: {max_parts: 10, coding: {gsm7: "0", ucs2: "2"}}`.
+    static func parseSMS(_ value: YAMLValue) -> SMSProviderSettings? {
+        guard let sms = value.mapping("sms", allowed: ["max_parts", "coding"]) else { return nil }
+        let maxParts = sms.required("max_parts")?.int("max_parts", in: 1...255)
+        var coding: [SMSEncoding: String] = [:]
+        var valid = true
+        if let map = sms["coding"]?.mapping("sms.coding", allowed: SMSEncoding.allCases.map(\.rawValue)) {
+            for (key, _, text) in map.entries {
+                if let encoding = SMSEncoding(rawValue: key), let string = text.string("sms.coding.\(key)") {
+                    coding[encoding] = string
+                } else {
+                    valid = false
+                }
+            }
+        } else if sms["coding"] != nil {
+            valid = false
+        }
+        guard let maxParts, valid else { return nil }
+        return SMSProviderSettings(maxParts: maxParts, coding: coding)
+    }
+
+    static let receiptVerifications = ["delivery_token", "twilio_signature", "standard_webhooks"]
+
+    /// `receipts:` — how the provider's status callbacks are verified and read.
+    static func parseReceipts(_ value: YAMLValue) -> ReceiptSpec? {
+        guard let receipts = value.mapping("receipts", allowed: [
+            "verify", "secret", "url_parameters", "status", "message_id", "delivery_id", "detail", "statuses",
+        ]) else { return nil }
+        var valid = true
+        var verification: ReceiptSpec.Verification?
+        if let verifyValue = receipts.required("verify"), let kind = verifyValue.string("verify") {
+            switch kind {
+            case "delivery_token":
+                if let secret = receipts["secret"] {
+                    secret.error("delivery_token needs no secret: the token Herald puts in the callback URL is the proof")
+                    valid = false
+                }
+                verification = .deliveryToken
+            case "twilio_signature", "standard_webhooks":
+                if let secret = template(receipts, "secret") ?? nil {
+                    verification = kind == "twilio_signature" ? .twilioSignature(authToken: secret) : .standardWebhooks(secret: secret)
+                }
+            default:
+                verifyValue.error("verify must be one of: \(receiptVerifications.joined(separator: ", "))")
+            }
+        }
+        var parameters: [ReceiptSpec.Parameter] = []
+        if let map = receipts["url_parameters"]?.mapping("url_parameters", allowed: []) {
+            for (name, keyNode, text) in map.entries {
+                guard let string = text.string("url_parameters.\(name)") else {
+                    valid = false
+                    continue
+                }
+                if ["d", "t"].contains(name) {
+                    map.node.child(keyNode).error("'\(name)' is Herald's own callback parameter (delivery id and token)")
+                    valid = false
+                }
+                parameters.append(.init(name: name, value: string))
+            }
+        } else if receipts["url_parameters"] != nil {
+            valid = false
+        }
+        let status = receipts.required("status")?.string("status")
+        let messageID = receipts["message_id"]?.string("message_id")
+        let deliveryID = receipts["delivery_id"]?.string("delivery_id")
+        let detail = receipts["detail"]?.string("detail")
+        var statuses: [String: ReceiptOutcome] = [:]
+        if let map = receipts.required("statuses")?.mapping("statuses", allowed: ReceiptOutcome.allCases.map(\.rawValue)) {
+            for (key, _, list) in map.entries {
+                guard let outcome = ReceiptOutcome(rawValue: key) else { continue }
+                let items: [YAMLValue] = if case .sequence = list.node { list.list("statuses.\(key)") ?? [] } else { [list] }
+                for item in items {
+                    guard let raw = item.string("statuses.\(key)") else {
+                        valid = false
+                        continue
+                    }
+                    if let earlier = statuses[raw] {
+                        item.error("provider status '\(raw)' is already mapped to \(earlier.rawValue)")
+                        valid = false
+                    }
+                    statuses[raw] = outcome
+                }
+            }
+        }
+        if statuses.isEmpty, let map = receipts["statuses"] {
+            map.error("statuses must map at least one provider status to delivered, undelivered or failed")
+            valid = false
+        }
+        guard valid, let verification, let status, !statuses.isEmpty else { return nil }
+        return ReceiptSpec(
+            verification: verification, urlParameters: parameters, statusField: status, messageIDField: messageID,
+            deliveryIDField: deliveryID, detailField: detail, statuses: statuses)
     }
 
     static func isSingleValue(_ source: String) -> Bool {
@@ -217,7 +314,9 @@ enum ProviderParser {
     }
 
     static func parseResponse(_ value: YAMLValue) -> HTTPProviderSpec.ResponseRules? {
-        guard let response = value.mapping("response", allowed: ["success", "transient", "success_when", "message_id"]) else {
+        guard let response = value.mapping("response", allowed: [
+            "success", "transient", "throttled", "retry_after", "success_when", "message_id",
+        ]) else {
             return nil
         }
         var rules = HTTPProviderSpec.ResponseRules()
@@ -234,6 +333,21 @@ enum ProviderParser {
             } else {
                 valid = false
             }
+        }
+        if let throttled = response["throttled"] {
+            if let set = statusSet(throttled, "throttled") { rules.throttled = set } else { valid = false }
+        }
+        if let field = response["retry_after"]?.mapping("retry_after", allowed: ["path", "unit"]) {
+            let path = field.required("path")?.string("path")
+            let unit = field.required("unit")?.string("unit")
+            if let unit, !["ms", "s"].contains(unit) { field["unit"]?.error("unit must be ms or s") }
+            if let path, let unit, ["ms", "s"].contains(unit) {
+                rules.retryAfterField = .init(path: path, milliseconds: unit == "ms")
+            } else {
+                valid = false
+            }
+        } else if response["retry_after"] != nil {
+            valid = false
         }
         if let messageID = response["message_id"] { rules.messageIDPath = messageID.string("message_id") }
         return valid ? rules : nil

@@ -49,7 +49,7 @@ public struct RetryPolicy: Sendable, Hashable {
             return .finish(.failed)
         case .ambiguous where !retryAmbiguous:
             return .finish(.failed)
-        case .transientFailure, .ambiguous:
+        case .transientFailure, .ambiguous, .throttled:
             return attempt < maxAttempts ? .retry(after: delay(afterAttempt: attempt)) : .finish(.failed)
         }
     }

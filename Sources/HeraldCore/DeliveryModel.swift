@@ -16,8 +16,10 @@ public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
     case retrying
     /// The provider accepted it.
     case sent
-    /// The provider reported it delivered to the recipient (delivery receipts; not written yet).
+    /// The provider reported it delivered to the recipient (a delivery receipt).
     case delivered
+    /// The provider accepted it but reported that it could not be delivered (a delivery receipt).
+    case undelivered
     /// Failed for good: permanent error, or retries exhausted.
     case failed
     case cancelled
@@ -25,7 +27,7 @@ public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
 
     public var isTerminal: Bool {
         switch self {
-        case .sent, .delivered, .failed, .cancelled, .expired: true
+        case .sent, .delivered, .undelivered, .failed, .cancelled, .expired: true
         case .pending, .scheduled, .queued, .sending, .retrying: false
         }
     }
@@ -37,6 +39,27 @@ public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
     public static let cancellable: [DeliveryStatus] = [.pending, .scheduled, .queued, .retrying]
     /// What a dead-letter replay takes.
     public static let replayable: [DeliveryStatus] = [.failed, .expired]
+
+    /// What a delivery receipt moves a delivery from: the provider was handed the message (or may
+    /// have been), and no receipt has settled it yet. Terminal statuses otherwise never change: a
+    /// receipt is the provider's word on what happened after `sent`.
+    public static let receiptable: [DeliveryStatus] = [.sending, .retrying, .sent]
+
+    /// What a receipt with `outcome` does to a delivery in this status (nil: recorded, status unchanged).
+    ///
+    /// - `sending`, `retrying`, `sent` → the outcome's status. A receipt can overtake the worker's own
+    ///   record of the attempt (Kannel reports within milliseconds); the worker's settlement then finds
+    ///   a terminal status and leaves it, and a pending retry is skipped when claimed.
+    /// - `failed`, `expired` + delivered → `delivered`: the provider got it after all (an attempt that
+    ///   timed out was not resent under `no-duplicates`, or expired waiting for the answer).
+    /// - `delivered`, `undelivered`: the first final receipt stands; later and duplicate ones are recorded only.
+    /// - anything else (never attempted, cancelled, replayed and queued again): recorded only.
+    public func afterReceipt(_ outcome: ReceiptOutcome) -> DeliveryStatus? {
+        let target = outcome.status
+        if Self.receiptable.contains(self) { return target }
+        if (self == .failed || self == .expired) && outcome == .delivered { return target }
+        return nil
+    }
 
     /// Raw values, for binding as a SQL `text[]` parameter.
     public static func names(_ statuses: [DeliveryStatus]) -> [String] { statuses.map(\.rawValue) }
@@ -53,6 +76,9 @@ public enum AttemptOutcome: String, Sendable, Codable {
     /// The request may have reached the provider but no answer came (timeout after sending):
     /// a resend may duplicate, so the retry policy decides.
     case ambiguous
+    /// The provider asked to slow down (429): nothing was sent, the channel waits and sends slower,
+    /// and the attempt is made again without being spent (up to a bound; see `DeliveryEngine.settle`).
+    case throttled
 }
 
 /// One recorded attempt, as stored in the append-only attempt log.

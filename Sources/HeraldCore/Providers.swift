@@ -19,15 +19,109 @@ public enum ChannelCategory: String, Sendable, Hashable, CaseIterable {
 public struct ProviderSpec: Sendable, Hashable {
     public var name: String
     public var transport: Transport
+    /// How the provider codes and splits SMS (`sms:`); nil for providers that don't send SMS.
+    public var sms: SMSProviderSettings?
+    /// How the provider reports delivery (`receipts:`); nil when it doesn't.
+    public var receipts: ReceiptSpec?
 
     public enum Transport: Sendable, Hashable {
         case http(HTTPProviderSpec)
         case smtp(SMTPProviderSpec)
     }
 
-    public init(name: String, transport: Transport) {
+    public init(name: String, transport: Transport, sms: SMSProviderSettings? = nil, receipts: ReceiptSpec? = nil) {
         self.name = name
         self.transport = transport
+        self.sms = sms
+        self.receipts = receipts
+    }
+}
+
+/// What an SMS provider says about the messages it sends (`sms:` of a provider).
+public struct SMSProviderSettings: Sendable, Hashable {
+    /// Parts of a concatenated message it sends at most. Kannel cuts a longer text to its sendsms-user's
+    /// `max-messages` and still answers "Accepted": a text over this is refused instead of sent cut.
+    public var maxParts: Int
+    /// What `{{sms.coding}}` renders for each encoding (Kannel `coding`: 0 and 2; Vonage `type`: text and unicode).
+    public var coding: [SMSEncoding: String]
+
+    public init(maxParts: Int, coding: [SMSEncoding: String]) {
+        self.maxParts = maxParts
+        self.coding = coding
+    }
+
+    /// Why `text` can't be sent whole through this provider, or nil when it can.
+    public func problem(with segmentation: SMSSegmentation) -> String? {
+        guard segmentation.partCount > maxParts else { return nil }
+        let unit = segmentation.encoding == .gsm7 ? "septets" : "UTF-16 units"
+        return "the text needs \(segmentation.partCount) SMS parts (\(segmentation.encoding.rawValue), \(segmentation.units) \(unit)); "
+            + "this provider sends at most \(maxParts)"
+    }
+}
+
+/// What a provider's status callback means for a delivery.
+public enum ReceiptOutcome: String, Sendable, Hashable, CaseIterable {
+    case delivered, undelivered, failed
+
+    /// The delivery status a receipt with this outcome moves a delivery to.
+    public var status: DeliveryStatus {
+        switch self {
+        case .delivered: .delivered
+        case .undelivered: .undelivered
+        case .failed: .failed
+        }
+    }
+}
+
+/// How a provider reports what became of a message (`receipts:` of a provider): how its callbacks
+/// to `/v1/receipts/{channel}/{provider}` are verified, where their fields are, what their statuses mean.
+public struct ReceiptSpec: Sendable, Hashable {
+    public enum Verification: Sendable, Hashable {
+        /// The per-delivery token Herald puts in the callback URL (`{{receipts.url}}`) is the proof:
+        /// only Herald and the provider it gave the URL to know it (Kannel's `dlr-url`).
+        case deliveryToken
+        /// `X-Twilio-Signature`: HMAC-SHA1, keyed with the account's auth token, of the full callback URL
+        /// followed by every POST parameter's name and value in name order, base64.
+        case twilioSignature(authToken: TemplateText)
+        /// Standard Webhooks: `webhook-id`, `webhook-timestamp` (within 5 minutes), `webhook-signature`.
+        case standardWebhooks(secret: TemplateText)
+    }
+
+    public struct Parameter: Sendable, Hashable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public var verification: Verification
+    /// Added to the callback URL for the provider to fill in (Kannel: `status=%d`).
+    public var urlParameters: [Parameter]
+    /// Where the provider's status is: a query parameter, a form field, or a dotted path in a JSON body.
+    public var statusField: String
+    /// Where the provider's message id is (checked against the one recorded, or used to find the delivery).
+    public var messageIDField: String?
+    /// Where the delivery id is, for providers that echo it in a signed body (a client reference).
+    public var deliveryIDField: String?
+    /// Where a reason or error code is, kept with the event.
+    public var detailField: String?
+    /// Provider status → outcome. A status not listed (queued, accepted by the SMSC, …) is recorded
+    /// as an event and leaves the delivery's status as it is.
+    public var statuses: [String: ReceiptOutcome]
+
+    public init(
+        verification: Verification, urlParameters: [Parameter] = [], statusField: String, messageIDField: String? = nil,
+        deliveryIDField: String? = nil, detailField: String? = nil, statuses: [String: ReceiptOutcome]
+    ) {
+        self.verification = verification
+        self.urlParameters = urlParameters
+        self.statusField = statusField
+        self.messageIDField = messageIDField
+        self.deliveryIDField = deliveryIDField
+        self.detailField = detailField
+        self.statuses = statuses
     }
 }
 
@@ -141,9 +235,22 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         }
     }
 
+    /// Where a throttled answer says how long to wait, besides `Retry-After` (Matrix: `retry_after_ms`).
+    public struct RetryAfterField: Sendable, Hashable {
+        public var path: String
+        public var milliseconds: Bool
+        public init(path: String, milliseconds: Bool) {
+            self.path = path
+            self.milliseconds = milliseconds
+        }
+    }
+
     public struct ResponseRules: Sendable, Hashable {
         public var success: StatusSet
         public var transient: StatusSet
+        /// "Slow down" answers: the channel waits and sends slower, and the attempt is not spent.
+        public var throttled: StatusSet
+        public var retryAfterField: RetryAfterField?
         /// A JSON field that must hold for a success status to count as success.
         public var successWhen: (path: String, equals: JSONValue)?
         /// Dotted path of the provider's message id in a JSON answer.
@@ -151,8 +258,11 @@ public struct HTTPProviderSpec: Sendable, Hashable {
 
         public init(
             success: StatusSet = .defaultSuccess, transient: StatusSet = .defaultTransient,
-            successWhen: (path: String, equals: JSONValue)? = nil, messageIDPath: String? = nil
+            successWhen: (path: String, equals: JSONValue)? = nil, messageIDPath: String? = nil,
+            throttled: StatusSet = .defaultThrottled, retryAfterField: RetryAfterField? = nil
         ) {
+            self.throttled = throttled
+            self.retryAfterField = retryAfterField
             self.success = success
             self.transient = transient
             self.successWhen = successWhen
@@ -162,6 +272,7 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         public static func == (lhs: Self, rhs: Self) -> Bool {
             lhs.success == rhs.success && lhs.transient == rhs.transient && lhs.successWhen?.path == rhs.successWhen?.path
                 && lhs.successWhen?.equals == rhs.successWhen?.equals && lhs.messageIDPath == rhs.messageIDPath
+                && lhs.throttled == rhs.throttled && lhs.retryAfterField == rhs.retryAfterField
         }
 
         public func hash(into hasher: inout Hasher) {
@@ -170,6 +281,8 @@ public struct HTTPProviderSpec: Sendable, Hashable {
             hasher.combine(successWhen?.path)
             hasher.combine(successWhen?.equals)
             hasher.combine(messageIDPath)
+            hasher.combine(throttled)
+            hasher.combine(retryAfterField)
         }
     }
 }
@@ -182,6 +295,8 @@ public struct StatusSet: Sendable, Hashable {
 
     public static let defaultSuccess = StatusSet([200...299])
     public static let defaultTransient = StatusSet([408...408, 425...425, 429...429, 500...599])
+    /// 429 Too Many Requests: the provider asks to slow down; nothing is wrong with the message.
+    public static let defaultThrottled = StatusSet([429...429])
 }
 
 /// An SMTP provider.
@@ -202,13 +317,18 @@ public struct SMTPProviderSpec: Sendable, Hashable {
     }
 }
 
-/// A request rate, e.g. `30/s`.
+/// A request rate, e.g. `30/s`, with the burst allowed after a quiet spell (`rate_burst`; default 1:
+/// attempts evenly spaced).
 public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
     public var count: Int
     public var per: Duration
-    public init(count: Int, per: Duration) {
+    public var burst: Int
+    public init(count: Int, per: Duration, burst: Int = 1) {
         self.count = count
         self.per = per
+        self.burst = max(1, burst)
     }
-    public var description: String { "\(count)/\(per)" }
+    /// Attempts a second.
+    public var perSecond: Double { Double(count) / per.timeInterval }
+    public var description: String { "\(count)/\(per)" + (burst > 1 ? " (burst \(burst))" : "") }
 }

@@ -58,6 +58,8 @@ public struct NewDelivery: Sendable, Hashable {
 /// publishing a `scheduled` one moves its delivery to `queued`).
 public enum OutboxPurpose: String, Sendable, Hashable, CaseIterable {
     case deliver, scheduled, retry, fallback, replay
+    /// The provider answered "slow down" (429): the same attempt again once it said it may be.
+    case throttled
     /// Put back for later because its destination host had too many attempts in flight.
     case deferred
 }
@@ -92,11 +94,15 @@ public struct Settlement: Sendable, Hashable {
     public var activate: [UUID]
     /// Fallback deliveries made unnecessary: `pending` → `cancelled`.
     public var cancel: [UUID]
+    /// Whether the attempts recorded here count against the budget (the delivery's `attempt_count`
+    /// moves to their number). False for a throttled attempt: it is made again under the same number.
+    public var spendsAttempt: Bool
 
     public init(
         deliveryID: UUID, attempts: [AttemptRecord] = [], status: DeliveryStatus?, lastError: String? = nil,
-        enqueue: [OutboxEnqueue] = [], activate: [UUID] = [], cancel: [UUID] = []
+        enqueue: [OutboxEnqueue] = [], activate: [UUID] = [], cancel: [UUID] = [], spendsAttempt: Bool = true
     ) {
+        self.spendsAttempt = spendsAttempt
         self.deliveryID = deliveryID
         self.attempts = attempts
         self.status = status
@@ -134,11 +140,14 @@ public struct ClaimResult: Sendable, Hashable {
     /// For a delivery already in `sending`: the worker holding it and how long its lease still runs.
     public var claimedBy: String?
     public var leaseRemaining: Duration?
+    /// Tries of the requested attempt the provider throttled so far (they don't spend the attempt).
+    public var throttledTries: Int
 
     public init(
         claimed: Bool, status: DeliveryStatus, attemptCount: Int, attemptBase: Int = 0, claimedBy: String? = nil,
-        leaseRemaining: Duration? = nil
+        leaseRemaining: Duration? = nil, throttledTries: Int = 0
     ) {
+        self.throttledTries = throttledTries
         self.claimed = claimed
         self.status = status
         self.attemptCount = attemptCount

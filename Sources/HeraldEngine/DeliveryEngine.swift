@@ -36,8 +36,9 @@ public struct ProviderAttempt: Sendable, Hashable {
 
 /// What a worker does with a received message, given what its claim found in the database.
 public enum ClaimDecision: Sendable, Hashable {
-    /// Attempt it now as attempt `number`; `attemptBase` attempts belong to earlier runs (replays).
-    case attempt(number: Int, attemptBase: Int)
+    /// Attempt it now as attempt `number`; `attemptBase` attempts belong to earlier runs (replays);
+    /// the provider throttled `throttled` earlier tries of this attempt.
+    case attempt(number: Int, attemptBase: Int, throttled: Int = 0)
     /// Ack without sending: the delivery is terminal, cancelled, or this attempt already happened
     /// (a redelivery, or a second copy from the outbox).
     case skip(reason: String)
@@ -60,7 +61,7 @@ extension DeliveryEngine {
         guard let claim else { return .missing }
         if claim.claimed {
             if let expiresAt = job.expiresAt, now >= expiresAt { return .expire(number: expectedAttempt) }
-            return .attempt(number: expectedAttempt, attemptBase: claim.attemptBase)
+            return .attempt(number: expectedAttempt, attemptBase: claim.attemptBase, throttled: claim.throttledTries)
         }
         if claim.status.isTerminal { return .skip(reason: "the delivery is already \(claim.status.rawValue)") }
         if claim.attemptCount >= expectedAttempt {
@@ -86,13 +87,26 @@ extension DeliveryEngine {
     ///   row for attempt `number + 1` after the policy's delay, shortened at random by up to `jitter`
     ///   (`random` in 0..<1), and never sooner than the provider's `Retry-After`;
     /// - the same but the next attempt would fall after `expires_at` → `expired`;
-    /// - otherwise → `failed`, and the first fallback delivery, if any, is activated.
+    /// - otherwise → `failed`, and the first fallback delivery, if any, is activated;
+    /// - throttled (429), fewer than `maximumThrottles` times for this attempt → `queued` and an outbox
+    ///   row for the same attempt number once the provider said it may be tried (`Retry-After`, at
+    ///   least a second): the attempt is recorded but not spent. Past the bound it counts as transient.
     public static func settle(
         job: DeliveryJob, number: Int, attemptBase: Int, tries: [ProviderAttempt], policy: RetryPolicy,
-        worker: String, now: Date, random: Double
+        worker: String, now: Date, random: Double, throttledBefore: Int = 0
     ) -> Settlement {
-        let final = tries.last ?? ProviderAttempt(
+        var tries = tries
+        let lastTry = tries.last ?? ProviderAttempt(
             provider: "none", startedAt: now, finishedAt: now, outcome: .permanentFailure, error: "the channel has no provider")
+        if lastTry.outcome == .throttled {
+            if throttledBefore + 1 < maximumThrottles {
+                return throttled(job: job, number: number, tries: tries, worker: worker, now: now)
+            }
+            // A provider that throttles for ever: this attempt is spent like any transient failure.
+            tries[tries.count - 1].outcome = .transientFailure
+            tries[tries.count - 1].error = (lastTry.error ?? "throttled") + " (throttled \(throttledBefore + 1) times: counted as a failed attempt)"
+        }
+        let final = tries.last ?? lastTry
         let attemptsInRun = number - attemptBase
         var status: DeliveryStatus
         var lastError: String? = final.error ?? (final.outcome == .success ? nil : "failed with outcome \(final.outcome.rawValue)")
@@ -128,18 +142,47 @@ extension DeliveryEngine {
         default:
             break
         }
-        let records = tries.enumerated().map { index, providerTry in
+        return Settlement(
+            deliveryID: job.deliveryID, attempts: records(job: job, number: number, tries: tries, status: status, worker: worker),
+            status: status, lastError: lastError, enqueue: enqueue,
+            activate: activate, cancel: cancel)
+    }
+
+    /// Tries of one attempt a provider may throttle before the attempt counts as failed: with waits of a
+    /// second or more, minutes of "slow down" before a delivery's retry budget is touched.
+    public static let maximumThrottles = 30
+
+    /// The provider asked to slow down: the tries are recorded, the same attempt goes back to the outbox
+    /// for when the provider said it may be tried, and nothing is spent.
+    static func throttled(job: DeliveryJob, number: Int, tries: [ProviderAttempt], worker: String, now: Date) -> Settlement {
+        let final = tries[tries.count - 1]
+        let wait = max(.seconds(1), min(final.retryAfter ?? .seconds(1), .seconds(3600)))
+        let next = now.addingTimeInterval(wait.timeInterval)
+        if let expiresAt = job.expiresAt, next >= expiresAt {
+            return Settlement(
+                deliveryID: job.deliveryID, attempts: records(job: job, number: number, tries: tries, status: .expired, worker: worker),
+                status: .expired,
+                lastError: "expires before the provider accepts more (throttled: \(final.error ?? "429"))", cancel: job.fallbackIDs,
+                spendsAttempt: false)
+        }
+        return Settlement(
+            deliveryID: job.deliveryID, attempts: records(job: job, number: number, tries: tries, status: .queued, worker: worker),
+            status: .queued,
+            lastError: "throttled by \(final.provider) (\(final.error ?? "429")); attempt \(number) is made again after \(wait), not counted",
+            enqueue: [OutboxEnqueue(deliveryID: job.deliveryID, attempt: number, notBefore: next, purpose: .throttled)],
+            spendsAttempt: false)
+    }
+
+    /// The attempt log rows of one attempt: earlier tries were failover steps, the last one decided.
+    static func records(job: DeliveryJob, number: Int, tries: [ProviderAttempt], status: DeliveryStatus, worker: String) -> [AttemptRecord] {
+        tries.enumerated().map { index, providerTry in
             AttemptRecord(
                 deliveryID: job.deliveryID, notificationID: job.notificationID, number: number,
                 startedAt: providerTry.startedAt, finishedAt: providerTry.finishedAt, outcome: providerTry.outcome,
                 httpStatus: providerTry.httpStatus, error: providerTry.error, providerMessageID: providerTry.providerMessageID,
-                // Earlier tries were failover steps inside this attempt; the last one decided.
                 resultingStatus: index == tries.count - 1 ? status : .sending,
                 worker: worker, provider: providerTry.provider, channel: job.channel, tenant: job.tenant)
         }
-        return Settlement(
-            deliveryID: job.deliveryID, attempts: records, status: status, lastError: lastError, enqueue: enqueue,
-            activate: activate, cancel: cancel)
     }
 
     /// The wait before the next attempt: the policy's delay for this attempt, shortened at random by

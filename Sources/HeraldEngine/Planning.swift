@@ -25,6 +25,7 @@ extension DeliveryEngine {
         case .success(let planned): plan = planned
         case .failure(let failure): return .failure(failure)
         }
+        if let failure = smsProblems(plan, request: request, snapshot: snapshot) { return .failure(failure) }
         let notificationID = makeID()
         let deliveryIDs = plan.channels.map { _ in makeID() }
         let publishAt = max(request.sendAt ?? now, now)
@@ -54,6 +55,27 @@ extension DeliveryEngine {
             id: notificationID, createdAt: now, tenant: tenant, idempotencyKey: request.idempotencyKey,
             configVersion: snapshot.version, document: request.document, deliveries: deliveries)
         return .success(PlannedNotification(notification: notification, plan: plan))
+    }
+
+    /// A text that no provider of its SMS channel can send whole is refused at accept (422), not cut
+    /// by the provider later: each provider's `sms.max_parts` against the one SMS count. A channel
+    /// with a provider that declares no limit may still send it, and is not checked.
+    static func smsProblems(_ plan: DeliveryPlan, request: NotificationRequest, snapshot: ConfigSnapshot) -> RequestValidationError? {
+        var errors: [FieldError] = []
+        for channelName in plan.channels {
+            guard let channel = snapshot.registry[channelName], !channel.providers.isEmpty else { continue }
+            let limits = channel.providers.compactMap(\.sms)
+            guard limits.count == channel.providers.count else { continue }
+            let segmentation = SMSSegmentation((plan.messages[channelName] ?? request.message).text ?? "")
+            // The most any of its providers takes: failover may get there.
+            let widest = SMSProviderSettings(maxParts: limits.map(\.maxParts).max() ?? 0, coding: [:])
+            guard let problem = widest.problem(with: segmentation) else { continue }
+            let field = request.template == nil ? "message.text" : "template"
+            errors.append(FieldError(
+                field: field,
+                message: "channel \(channelName): " + problem.replacingOccurrences(of: "this provider sends", with: "its providers send")))
+        }
+        return errors.isEmpty ? nil : RequestValidationError(errors: errors)
     }
 
     /// A `send_at` closer than this is sent at once (clocks differ a little; `scheduled` would only add a hop).

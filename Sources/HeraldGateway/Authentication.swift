@@ -125,7 +125,7 @@ final class KeyRateLimiter: Sendable {
 
 /// Every `/v1` route needs `Authorization: Bearer <key>`: 401 problem+json without a valid, unrevoked
 /// key, 429 with `Retry-After` over the key's rate. `/healthz`, `/readyz`, `/metrics` and the API
-/// description stay open.
+/// description stay open, and `/v1/receipts/…` checks the provider's own proof instead.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let authenticator: KeyAuthenticator
@@ -135,6 +135,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.uri.path.hasPrefix("/v1/") || request.uri.path == "/v1" else { return try await next(request, context) }
+        // Providers' status callbacks carry their own proof (a signature or a per-delivery token), checked by the route.
+        if request.uri.path.hasPrefix(ReceiptsAPI.pathPrefix) { return try await next(request, context) }
         guard let header = request.headers[.authorization] else {
             throw ProblemDetails.unauthenticated("send an API key: Authorization: Bearer hk_…")
         }

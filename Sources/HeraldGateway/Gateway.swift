@@ -8,6 +8,7 @@ import HeraldEngine
 import HeraldHTTPRuntime
 import HeraldTemplating
 import HeraldMessaging
+import HeraldProviders
 import HeraldStore
 import Hummingbird
 import Logging
@@ -48,6 +49,11 @@ public struct GatewayConfiguration: Sendable {
     public var allowPrivateTargets: Bool = false
     /// Notifications in one batch request, at most. Default 1000.
     public var maxBatchSize: Int = 1000
+    /// Checks the per-delivery tokens of receipt callbacks, and knows the URL providers sign
+    /// (`HERALD_PUBLIC_URL`, `HERALD_RECEIPT_SECRET`); nil: only receipts that need neither are taken.
+    public var receiptLinks: ReceiptLinks?
+    /// Where the providers' receipt secrets (Twilio's auth token, …) are read.
+    public var secrets = SecretResolver()
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -105,6 +111,10 @@ public func buildGateway(
         authenticator: KeyAuthenticator(store: keys, ttl: configuration.keyCacheTTL),
         defaultRateLimit: configuration.defaultKeyRateLimit, deadline: configuration.queryDeadline))
     api.addRoutes(to: router)
+    ReceiptsAPI(
+        config: config, store: ReceiptStore(client: postgres, logger: logger), links: configuration.receiptLinks,
+        secrets: configuration.secrets, deadline: configuration.queryDeadline, logger: logger
+    ).addRoutes(to: router)
     if let metricsPort = configuration.metricsPort {
         let exposition = configuration.metricsExposition
         let metricsRouter = Router()
@@ -191,14 +201,7 @@ struct NotificationAPI: Sendable {
                     ? "send the body as JSON with Content-Type: application/json"
                     : "bodies are JSON: Content-Type must be application/json, not \(mediaType)")
         }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: configuration.maxBodySize)
-        } catch {
-            throw ProblemDetails(
-                type: ProblemDetails.base + "too-large", title: "The body is too large", status: .contentTooLarge,
-                detail: "request bodies are limited to \(configuration.maxBodySize) bytes")
-        }
+        let body = try await ProblemDetails.collectBody(request, upTo: configuration.maxBodySize)
         do {
             return (try JSONParser.parse(body.readableBytesView), body)
         } catch {

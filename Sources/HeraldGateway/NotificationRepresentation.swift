@@ -41,6 +41,36 @@ struct NotificationResponse: Codable, Sendable {
         }
     }
 
+    /// A delivery receipt (or another report from the provider after the attempt).
+    struct Event: Codable, Sendable {
+        var type: String
+        var provider: String
+        var providerStatus: String
+        var outcome: String?
+        var previousStatus: String
+        var status: String
+        var providerMessageId: String?
+        var detail: String?
+        var receivedAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case type, provider, providerStatus = "provider_status", outcome, previousStatus = "previous_status", status,
+                providerMessageId = "provider_message_id", detail, receivedAt = "received_at"
+        }
+
+        init(_ event: StoredEvent) {
+            type = event.kind
+            provider = event.provider
+            providerStatus = event.providerStatus
+            outcome = event.outcome
+            previousStatus = event.previousStatus
+            status = event.resultingStatus
+            providerMessageId = event.providerMessageID
+            detail = event.detail
+            receivedAt = Timestamp.string(event.receivedAt)
+        }
+    }
+
     struct Delivery: Codable, Sendable {
         var id: String
         var channel: String
@@ -54,11 +84,12 @@ struct NotificationResponse: Codable, Sendable {
         var message: MessageContent?
         var expiresAt: String?
         var attempts: [Attempt]
+        var events: [Event]
 
         enum CodingKeys: String, CodingKey {
             case id, channel, status, attemptCount = "attempt_count", lastError = "last_error",
                 providerMessageId = "provider_message_id", createdAt = "created_at", updatedAt = "updated_at", message,
-                expiresAt = "expires_at", attempts
+                expiresAt = "expires_at", attempts, events
         }
     }
 
@@ -91,7 +122,8 @@ struct NotificationResponse: Codable, Sendable {
                         finishedAt: Timestamp.string(attempt.finishedAt), durationMs: attempt.durationMilliseconds,
                         outcome: attempt.outcome, httpStatus: attempt.httpStatus, error: attempt.error,
                         providerMessageId: attempt.providerMessageID, worker: attempt.worker, provider: attempt.provider)
-                })
+                },
+                events: delivery.events.map(Event.init))
         }
         status = Self.aggregateStatus(stored.deliveries.map(\.status))
     }
@@ -106,7 +138,9 @@ struct NotificationResponse: Codable, Sendable {
         guard statuses.allSatisfy(\.isTerminal) else { return "processing" }
         let succeeded = statuses.filter { $0 == .sent || $0 == .delivered }.count
         if succeeded > 0 {
-            return statuses.allSatisfy({ [.sent, .delivered, .cancelled].contains($0) }) ? "sent" : "partially_failed"
+            guard statuses.allSatisfy({ [.sent, .delivered, .cancelled].contains($0) }) else { return "partially_failed" }
+            // Every delivery that ran was confirmed by its provider's receipt.
+            return statuses.allSatisfy({ [.delivered, .cancelled].contains($0) }) ? "delivered" : "sent"
         }
         if statuses.allSatisfy({ $0 == .cancelled }) { return "cancelled" }
         if statuses.allSatisfy({ $0 == .expired || $0 == .cancelled }) { return "expired" }

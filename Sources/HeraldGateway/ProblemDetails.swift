@@ -67,6 +67,17 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
         return problem
     }
 
+    /// A request body, read up to `limit` bytes: a longer one is a 413 problem naming the limit.
+    static func collectBody(_ request: Request, upTo limit: Int, what: String = "request bodies") async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch {
+            throw ProblemDetails(
+                type: base + "too-large", title: "The body is too large", status: .contentTooLarge,
+                detail: "\(what) are limited to \(limit) bytes")
+        }
+    }
+
     public static func conflict(_ detail: String) -> ProblemDetails {
         ProblemDetails(type: base + "conflict", title: "Conflict", status: .conflict, detail: detail)
     }

@@ -21,12 +21,15 @@ public final class ProviderClient: Sendable {
     let secretNames: [String]
     let accessTokens = AccessTokenCache()
     let apnsTokens = APNsTokenCache()
+    /// Where providers send delivery receipts (`{{receipts.url}}`); nil: not configured, no receipts asked for.
+    let receiptLinks: ReceiptLinks?
 
     public init(
         spec: ProviderSpec, runtime: CurlRuntime, secrets: SecretResolver, restrictToPublicAddresses: Bool, timeout: Duration,
-        logger: Logger
+        logger: Logger, receiptLinks: ReceiptLinks? = nil
     ) throws {
         self.spec = spec
+        self.receiptLinks = receiptLinks
         self.transport = try CompiledTransport(spec.transport)
         self.runtime = runtime
         self.secrets = secrets
@@ -106,7 +109,31 @@ public final class ProviderClient: Sendable {
         var context = job.templateContext
         context["timestamp"] = .integer(Int64(now.timeIntervalSince1970.rounded(.down)))
         context["secrets"] = .object(resolved)
+        if let sms = spec.sms {
+            let segmentation = SMSSegmentation(job.message.text ?? "")
+            // Refused here rather than cut by the provider (Kannel answers "Accepted" and sends the first parts).
+            if let problem = sms.problem(with: segmentation) { throw .permanent(problem) }
+            context["sms"] = Self.smsContext(segmentation, settings: sms)
+        }
+        // Absent without a configured public URL, so `{{#receipts}}…{{/receipts}}` asks for none.
+        if let receipts = spec.receipts, let receiptLinks {
+            context["receipts"] = [
+                "url": .string(receiptLinks.url(
+                    channel: job.channel, provider: spec.name, deliveryID: job.deliveryID, parameters: receipts.urlParameters)),
+            ]
+        }
         return context
+    }
+
+    /// `sms.encoding` (gsm7, ucs2), `sms.coding` (the provider's name for it), `sms.parts`, `sms.units`, `sms.max_parts`.
+    static func smsContext(_ segmentation: SMSSegmentation, settings: SMSProviderSettings) -> JSONValue {
+        [
+            "encoding": .string(segmentation.encoding.rawValue),
+            "coding": .string(settings.coding[segmentation.encoding] ?? segmentation.encoding.rawValue),
+            "parts": .integer(Int64(segmentation.partCount)),
+            "units": .integer(Int64(segmentation.units)),
+            "max_parts": .integer(Int64(settings.maxParts)),
+        ]
     }
 
     func buildHTTPRequest(_ http: CompiledHTTP, job: DeliveryJob, now: Date) async throws -> HTTPRequest {
@@ -126,7 +153,10 @@ public final class ProviderClient: Sendable {
             body = Array(text.utf8)
             contentType = "application/json"
         case .form(let fields)?:
-            body = Array(ProviderEncoding.formBody(fields.map { ($0.name, $0.value.render(context)) }).utf8)
+            // A field that renders empty is left out (an optional value, such as a status callback
+            // URL when receipts are not configured): providers treat an empty value as a wrong one.
+            let rendered = fields.map { ($0.name, $0.value.render(context)) }.filter { !$0.1.isEmpty }
+            body = Array(ProviderEncoding.formBody(rendered).utf8)
             contentType = "application/x-www-form-urlencoded"
         case .text(let template, let type)?:
             body = Array(template.render(context).utf8)

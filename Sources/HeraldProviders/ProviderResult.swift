@@ -57,10 +57,30 @@ public enum ResponseClassifier {
             let messageID = rules.messageIDPath.flatMap { json?.value(atPath: $0) }.flatMap(scalarText)
             return ProviderResult(outcome: .success, httpStatus: status, providerMessageID: messageID)
         }
-        let outcome: AttemptOutcome = rules.transient.contains(status) ? .transientFailure : .permanentFailure
+        let outcome: AttemptOutcome =
+            rules.throttled.contains(status) ? .throttled : rules.transient.contains(status) ? .transientFailure : .permanentFailure
         return ProviderResult(
             outcome: outcome, httpStatus: status, error: errorText(status: status, body: response.body),
-            retryAfter: response.header("Retry-After").flatMap { RetryAfter.parse($0, now: now) })
+            retryAfter: retryAfter(response, field: outcome == .throttled ? rules.retryAfterField : nil, now: now))
+    }
+
+    /// How long the answer asks to wait: the declared body field when it has one (Matrix's
+    /// `retry_after_ms` is finer than its `Retry-After` seconds), else `Retry-After`.
+    static func retryAfter(_ response: HTTPResponse, field: HTTPProviderSpec.RetryAfterField?, now: Date) -> Duration? {
+        if let field, let value = parseJSON(response.body)?.value(atPath: field.path) {
+            let number: Double? =
+                switch value {
+                case .integer(let integer): Double(integer)
+                case .double(let double): double
+                case .string(let text): Double(text)
+                default: nil
+                }
+            if let number, number.isFinite, number >= 0 {
+                let milliseconds = min(field.milliseconds ? number : number * 1000, 86_400_000)
+                return .milliseconds(Int64(milliseconds.rounded(.up)))
+            }
+        }
+        return response.header("Retry-After").flatMap { RetryAfter.parse($0, now: now) }
     }
 
     /// A failure to get an answer at all.

@@ -147,6 +147,43 @@ public enum Migrations {
             // Equalities on metadata fields compile to a containment test this index answers.
             "CREATE INDEX notifications_audit_metadata ON notifications USING gin ((request -> 'metadata') jsonb_path_ops)",
         ]),
+        Migration(version: 6, name: "delivery events (receipts)", statements: [
+            // What providers reported after sending (delivery receipts), one row per distinct report:
+            // the same provider status for the same delivery again is a duplicate and adds nothing.
+            """
+            CREATE TABLE delivery_events (
+                id bigserial PRIMARY KEY,
+                delivery_id uuid NOT NULL REFERENCES deliveries (id),
+                notification_id uuid NOT NULL,
+                tenant text NOT NULL,
+                channel text NOT NULL,
+                provider text NOT NULL,
+                kind text NOT NULL,
+                provider_status text NOT NULL,
+                outcome text,
+                previous_status text NOT NULL,
+                resulting_status text NOT NULL,
+                provider_message_id text,
+                detail text,
+                received_at timestamptz NOT NULL DEFAULT now(),
+                UNIQUE (delivery_id, provider, provider_status)
+            )
+            """,
+            "CREATE INDEX delivery_events_notification ON delivery_events (notification_id, id)",
+            // Evidence, like the attempt log: one trigger function for every append-only table from here on.
+            """
+            CREATE FUNCTION herald_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
+            END $$
+            """,
+            "CREATE TRIGGER delivery_events_append_only BEFORE UPDATE OR DELETE ON delivery_events FOR EACH ROW EXECUTE FUNCTION herald_append_only()",
+            // Receipts that name the provider's message id (not Herald's delivery id) find the delivery here.
+            """
+            CREATE INDEX deliveries_provider_message ON deliveries (channel, provider_message_id)
+            WHERE provider_message_id IS NOT NULL
+            """,
+        ]),
     ]
 
     /// Applies every migration not yet applied; returns the versions it applied.

@@ -39,6 +39,8 @@ public struct StoredDelivery: Sendable {
     /// The job as stored at accept: the rendered message that was (or will be) sent.
     public var job: DeliveryJob?
     public var attempts: [StoredAttempt]
+    /// What the provider reported afterwards (delivery receipts), oldest first.
+    public var events: [StoredEvent] = []
 }
 
 public struct StoredAttempt: Sendable {
@@ -166,7 +168,8 @@ public struct NotificationStore: Sendable {
         return try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SET LOCAL synchronous_commit TO OFF", logger: logger)
             var results = [ClaimResult?](repeating: nil, count: requests.count)
-            for try await (position, claimed, status, attemptCount, attemptBase, claimedBy, leaseRemaining) in try await connection.query(
+            let throttled = AttemptOutcome.throttled.rawValue
+            for try await (position, claimed, status, attemptCount, attemptBase, claimedBy, leaseRemaining, throttledTries) in try await connection.query(
                 """
                 WITH t AS (
                     SELECT * FROM unnest(\(ids)::uuid[], \(attempts)::int[], \(leases)::float8[]) WITH ORDINALITY
@@ -179,14 +182,17 @@ public struct NotificationStore: Sendable {
                     RETURNING d.id
                 )
                 SELECT t.position, t.id IN (SELECT id FROM c), d.status, d.attempt_count, d.attempt_base, d.claimed_by,
-                    extract(epoch FROM d.lease_until - now())::float8
+                    extract(epoch FROM d.lease_until - now())::float8,
+                    (SELECT count(*) FROM attempts a
+                     WHERE a.delivery_id = t.id AND a.number = t.attempt AND a.outcome = \(throttled))::int
                 FROM t JOIN deliveries d ON d.id = t.id
                 """, logger: logger
-            ).decode((Int, Bool, String, Int, Int, String?, Double?).self) {
+            ).decode((Int, Bool, String, Int, Int, String?, Double?, Int).self) {
                 results[position - 1] = ClaimResult(
                     claimed: claimed, status: DeliveryStatus(rawValue: status) ?? .queued, attemptCount: attemptCount,
                     attemptBase: attemptBase, claimedBy: claimedBy,
-                    leaseRemaining: leaseRemaining.map { .milliseconds(Int64(($0 * 1000).rounded())) })
+                    leaseRemaining: leaseRemaining.map { .milliseconds(Int64(($0 * 1000).rounded())) },
+                    throttledTries: throttledTries)
             }
             return results
         }
@@ -248,7 +254,8 @@ public struct NotificationStore: Sendable {
         let movedIDs = settlements.map(\.deliveryID)
         let movedStatuses = settlements.map { $0.status?.rawValue ?? "" }
         let movedErrors = settlements.map { $0.lastError ?? "" }
-        let movedNumbers = settlements.map { $0.attempts.map(\.number).max() ?? 0 }
+        // A throttled attempt is recorded but not spent: attempt_count stays, so the same number is claimed again.
+        let movedNumbers = settlements.map { $0.spendsAttempt ? ($0.attempts.map(\.number).max() ?? 0) : 0 }
         let movedProviderIDs = settlements.map { $0.attempts.last?.providerMessageID ?? "" }
         let terminal = DeliveryStatus.names(DeliveryStatus.terminal)
         try await connection.query(
@@ -448,7 +455,12 @@ public struct NotificationStore: Sendable {
                 durationMilliseconds: duration))
         }
 
-        for index in deliveries.indices { deliveries[index].attempts = attemptsByDelivery[deliveries[index].id] ?? [] }
+        // Events last: a receipt follows the attempt it reports on.
+        let eventsByDelivery = try await ReceiptStore(client: client, logger: logger).events(notificationID: id)
+        for index in deliveries.indices {
+            deliveries[index].attempts = attemptsByDelivery[deliveries[index].id] ?? []
+            deliveries[index].events = eventsByDelivery[deliveries[index].id] ?? []
+        }
         return StoredNotification(
             id: id, createdAt: createdAt, configVersion: configVersion, document: document, deliveries: deliveries)
     }

@@ -28,7 +28,8 @@ final class ChannelWorker: Service, Sendable {
     let consumer: BrokerConsumer
     let shared: WorkerShared
     let logger: Logger
-    private let rateLimiter = Mutex<RateLimiter?>(nil)
+    /// The channel's pace on this replica: its rate limit, lowered while the provider throttles.
+    private let shaper = Mutex(ChannelShaper(nil))
     private let hosts = HostLimiter()
 
     init(channelName: String, config: ConfigStore, consumer: BrokerConsumer, shared: WorkerShared, logger: Logger) {
@@ -105,6 +106,12 @@ final class ChannelWorker: Service, Sendable {
         }
         defer { if let host, channel.maxInFlightPerHost != nil { hosts.release(host) } }
 
+        // The channel's pace, before the claim: a wait here holds no lease.
+        guard await waitForTurn(channel) else {
+            consumer.reject(message.deliveryTag, requeue: true)
+            return
+        }
+
         let lease = DeliveryEngine.lease(for: channel)
         var decision: ClaimDecision
         var waited: Duration = .zero
@@ -156,8 +163,7 @@ final class ChannelWorker: Service, Sendable {
                     job: job, number: number, attemptBase: base, previousWorker: previous, policy: channel.retry,
                     worker: shared.workerName, now: now, random: Double.random(in: 0..<1)),
                 message: message, logger: logger)
-        case .attempt(let number, let base):
-            await waitForRateLimit(channel)
+        case .attempt(let number, let base, let throttled):
             var attemptJob = job
             attemptJob.attempt = number
             let tries = await shared.attempter.attempt(attemptJob, channel: channel, snapshotVersion: snapshot.version)
@@ -166,9 +172,22 @@ final class ChannelWorker: Service, Sendable {
                     ("channel", channel.name), ("provider", providerTry.provider), ("outcome", providerTry.outcome.rawValue),
                 ]).increment()
             }
+            if let last = tries.last {
+                let now = ContinuousClock.now
+                shaper.withLock { shaper in
+                    if last.outcome == .throttled { shaper.throttled(now: now, retryAfter: last.retryAfter) }
+                    else if last.outcome == .success { shaper.succeeded() }
+                }
+                if last.outcome == .throttled {
+                    logger.info("the provider throttled the channel; it slows down", metadata: [
+                        "provider": "\(last.provider)", "retry_after": "\(last.retryAfter.map { "\($0)" } ?? "-")",
+                        "rate_per_second": "\(shaper.withLock { $0.rate }.map { "\($0)" } ?? "unlimited")",
+                    ])
+                }
+            }
             let settlement = DeliveryEngine.settle(
                 job: attemptJob, number: number, attemptBase: base, tries: tries, policy: channel.retry,
-                worker: shared.workerName, now: Date(), random: Double.random(in: 0..<1))
+                worker: shared.workerName, now: Date(), random: Double.random(in: 0..<1), throttledBefore: throttled)
             await commit(settlement, message: message, logger: logger)
         }
     }
@@ -218,37 +237,18 @@ final class ChannelWorker: Service, Sendable {
         }
     }
 
-    private func waitForRateLimit(_ channel: ChannelDefinition) async {
-        guard let limit = channel.rateLimit else { return }
-        let limiter = rateLimiter.withLock { current -> RateLimiter in
-            if let current, current.limit == limit { return current }
-            let fresh = RateLimiter(limit: limit)
-            current = fresh
-            return fresh
+    /// Waits until the channel's shaper lets an attempt start. False when the worker is shutting down
+    /// meanwhile (the message goes back to the queue). Reads the channel's rate limit from the
+    /// configuration in force, so a reload applies to the next attempt.
+    private func waitForTurn(_ channel: ChannelDefinition) async -> Bool {
+        shaper.withLock { $0 = $0.reconfigured(channel.rateLimit) }
+        while true {
+            let wait = shaper.withLock { $0.admit(now: .now) }
+            guard let wait else { return true }
+            if Task.isShuttingDownGracefully || Task.isCancelled { return false }
+            // In steps of at most a second, so a shutdown is noticed.
+            try? await Task.sleep(for: min(wait, .seconds(1)))
         }
-        await limiter.waitForSlot()
-    }
-}
-
-/// Spaces attempts evenly to stay under a rate: the next slot is handed out `period / count` after the last.
-final class RateLimiter: Sendable {
-    let limit: RateLimit
-    private let interval: Duration
-    private let nextFree = Mutex(ContinuousClock.now)
-
-    init(limit: RateLimit) {
-        self.limit = limit
-        interval = limit.per / limit.count
-    }
-
-    func waitForSlot() async {
-        let now = ContinuousClock.now
-        let slot = nextFree.withLock { next -> ContinuousClock.Instant in
-            let slot = max(next, now)
-            next = slot + interval
-            return slot
-        }
-        if slot > now { try? await Task.sleep(until: slot, clock: .continuous) }
     }
 }
 

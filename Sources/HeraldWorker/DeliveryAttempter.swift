@@ -19,17 +19,22 @@ extension ProviderAttempt {
 
 /// Makes one attempt of a delivery: the channel's providers in order, stopping at the first success.
 /// A provider that failed is followed by the next (failover) unless the failure was ambiguous — the
-/// message may have gone out, and a second provider would send it twice.
+/// message may have gone out, and a second provider would send it twice — or the provider throttled.
 final class DeliveryAttempter: Sendable {
     let runtime: CurlRuntime
     let secrets: SecretResolver
     let webhookSender: WebhookSender
     let restrictToPublicAddresses: Bool
+    let receiptLinks: ReceiptLinks?
     let logger: Logger
     /// Provider clients of the snapshot in force, per channel; rebuilt when the version changes.
     private let clients = Mutex<(version: String, byChannel: [String: [ProviderClient]])>(("", [:]))
 
-    init(runtime: CurlRuntime, secrets: SecretResolver, webhookSender: WebhookSender, restrictToPublicAddresses: Bool, logger: Logger) {
+    init(
+        runtime: CurlRuntime, secrets: SecretResolver, webhookSender: WebhookSender, restrictToPublicAddresses: Bool,
+        receiptLinks: ReceiptLinks? = nil, logger: Logger
+    ) {
+        self.receiptLinks = receiptLinks
         self.runtime = runtime
         self.secrets = secrets
         self.webhookSender = webhookSender
@@ -57,7 +62,9 @@ final class DeliveryAttempter: Sendable {
             let result = await provider.attempt(job, recipientField: channel.recipient.name)
             tries.append(ProviderTry(provider: provider.name, startedAt: started, finishedAt: Date(), result: result))
             switch result.outcome {
-            case .success, .ambiguous: return tries
+            // Throttled: the provider asked to wait, the message is fine; the channel slows down and the
+            // same provider gets it again (failover is for providers that fail, not ones that pace us).
+            case .success, .ambiguous, .throttled: return tries
             case .transientFailure: sawTransient = true
             case .permanentFailure: break
             }
@@ -75,7 +82,7 @@ final class DeliveryAttempter: Sendable {
         let built = try channel.providers.map {
             try ProviderClient(
                 spec: $0, runtime: runtime, secrets: secrets, restrictToPublicAddresses: restrictToPublicAddresses,
-                timeout: channel.timeout, logger: logger)
+                timeout: channel.timeout, logger: logger, receiptLinks: receiptLinks)
         }
         clients.withLock { state in
             if state.version != version { state = (version, [:]) }

@@ -31,6 +31,9 @@ public struct WorkerConfiguration: Sendable {
     public var relay = OutboxRelay.Configuration()
     /// How long a message over its host's in-flight bound waits in the outbox (±50 %). Default 1 s.
     public var hostDeferral: Duration = .seconds(1)
+    /// Where providers send delivery receipts (`HERALD_PUBLIC_URL`, `HERALD_RECEIPT_SECRET`); nil: no
+    /// provider is asked for receipts.
+    public var receiptLinks: ReceiptLinks?
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -114,7 +117,8 @@ public func buildWorker(
         store: store, publisher: publisher, claimer: claimer, recorder: recorder, relay: relay,
         attempter: DeliveryAttempter(
             runtime: runtime, secrets: configuration.secrets, webhookSender: webhookSender,
-            restrictToPublicAddresses: !configuration.allowPrivateTargets, logger: logger),
+            restrictToPublicAddresses: !configuration.allowPrivateTargets, receiptLinks: configuration.receiptLinks,
+            logger: logger),
         workerName: workerName, hostDeferral: configuration.hostDeferral)
     let supervisor = WorkerSupervisor(
         selection: selection, config: config, endpoint: endpoint, shared: shared, logger: logger)

@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func terminalStatuses() {
-        #expect(DeliveryStatus.terminal == [.sent, .delivered, .failed, .cancelled, .expired])
+        #expect(DeliveryStatus.terminal == [.sent, .delivered, .undelivered, .failed, .cancelled, .expired])
         #expect(DeliveryStatus.claimable.allSatisfy { !$0.isTerminal })
         #expect(DeliveryStatus.cancellable.allSatisfy { !$0.isTerminal } && !DeliveryStatus.cancellable.contains(.sending))
     }

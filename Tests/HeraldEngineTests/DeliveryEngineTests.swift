@@ -274,3 +274,47 @@ import Testing
         #expect(first.fallbackIDs == [deliveries[1].id])
     }
 }
+
+/// A provider's "slow down": recorded, not spent, bounded.
+@Suite struct ThrottleSettleTests {
+    @Test func aThrottledAttemptIsRecordedAndMadeAgainUnderTheSameNumber() {
+        let job = SettleTests.job()
+        let settlement = DeliveryEngine.settle(
+            job: job, number: 2, attemptBase: 0, tries: [SettleTests.attempt(.throttled, error: "HTTP 429", retryAfter: .milliseconds(1500))],
+            policy: SettleTests.policy, worker: "w", now: SettleTests.now, random: 0, throttledBefore: 3)
+        #expect(settlement.status == .queued)
+        #expect(!settlement.spendsAttempt)
+        #expect(settlement.attempts.map(\.outcome) == [.throttled])
+        #expect(settlement.attempts.map(\.number) == [2])
+        #expect(settlement.enqueue == [OutboxEnqueue(
+            deliveryID: job.deliveryID, attempt: 2, notBefore: SettleTests.now.addingTimeInterval(1.5), purpose: .throttled)])
+        #expect(settlement.lastError?.contains("not counted") == true)
+    }
+
+    @Test func aThrottleWithoutRetryAfterWaitsASecond() {
+        let settlement = DeliveryEngine.settle(
+            job: SettleTests.job(), number: 1, attemptBase: 0, tries: [SettleTests.attempt(.throttled)], policy: SettleTests.policy,
+            worker: "w", now: SettleTests.now, random: 0)
+        #expect(settlement.enqueue.first?.notBefore == SettleTests.now.addingTimeInterval(1))
+    }
+
+    @Test func aProviderThatThrottlesForEverSpendsTheAttemptAtLast() {
+        let settlement = DeliveryEngine.settle(
+            job: SettleTests.job(), number: 1, attemptBase: 0, tries: [SettleTests.attempt(.throttled, error: "HTTP 429")],
+            policy: SettleTests.policy, worker: "w", now: SettleTests.now, random: 0,
+            throttledBefore: DeliveryEngine.maximumThrottles - 1)
+        #expect(settlement.spendsAttempt)
+        #expect(settlement.status == .retrying)
+        #expect(settlement.attempts.map(\.outcome) == [.transientFailure])
+        #expect(settlement.enqueue.first?.attempt == 2)
+    }
+
+    @Test func aThrottleThatWouldOutliveTheNotificationExpiresIt() {
+        let job = SettleTests.job(expiresAt: SettleTests.now.addingTimeInterval(5))
+        let settlement = DeliveryEngine.settle(
+            job: job, number: 1, attemptBase: 0, tries: [SettleTests.attempt(.throttled, retryAfter: .seconds(30))],
+            policy: SettleTests.policy, worker: "w", now: SettleTests.now, random: 0)
+        #expect(settlement.status == .expired)
+        #expect(settlement.enqueue.isEmpty)
+    }
+}

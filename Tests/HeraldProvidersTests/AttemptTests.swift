@@ -32,14 +32,14 @@ struct AttemptTests {
         #expect(Fixtures.formDecode(request.bodyText).map(\.1) == ["+15551234567", "a&b=c d"])
     }
 
-    @Test("429 with Retry-After is transient and carries the delay")
+    @Test("429 with Retry-After is throttled and carries the delay")
     func rateLimited() async throws {
         let server = try LocalHTTPServer { _ in .json(429, #"{"error":"rate"}"#, headers: [("Retry-After", "3")]) }
         defer { server.stop() }
         let result = try await Fixtures.withRuntime { runtime in
             try await Fixtures.client(Fixtures.http(url: server.url("/x")), runtime: runtime).attempt(Fixtures.job(), recipientField: "email")
         }
-        #expect(result == ProviderResult(outcome: .transientFailure, httpStatus: 429, error: #"HTTP 429: {"error":"rate"}"#, retryAfter: .seconds(3)))
+        #expect(result == ProviderResult(outcome: .throttled, httpStatus: 429, error: #"HTTP 429: {"error":"rate"}"#, retryAfter: .seconds(3)))
     }
 
     @Test("a missing secret sends nothing")

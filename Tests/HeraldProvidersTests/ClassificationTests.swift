@@ -54,9 +54,25 @@ struct ClassificationTests {
         Row(name: "404 permanent", status: 404, expected: .init(outcome: .permanentFailure, httpStatus: 404, error: "HTTP 404: ")),
         Row(name: "408 transient", status: 408, expected: .init(outcome: .transientFailure, httpStatus: 408, error: "HTTP 408: ")),
         Row(
-            name: "429 transient with Retry-After seconds", status: 429, body: "slow down",
+            name: "429 throttled with Retry-After seconds", status: 429, body: "slow down",
             headers: [HTTPHeaderField("retry-after", "120")],
-            expected: .init(outcome: .transientFailure, httpStatus: 429, error: "HTTP 429: slow down", retryAfter: .seconds(120))),
+            expected: .init(outcome: .throttled, httpStatus: 429, error: "HTTP 429: slow down", retryAfter: .seconds(120))),
+        Row(
+            name: "429 with Matrix's retry_after_ms, finer than its Retry-After", status: 429,
+            body: #"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":1461}"#,
+            headers: [HTTPHeaderField("Retry-After", "2")],
+            rules: .init(retryAfterField: .init(path: "retry_after_ms", milliseconds: true)),
+            expected: .init(
+                outcome: .throttled, httpStatus: 429,
+                error: #"HTTP 429: {"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":1461}"#,
+                retryAfter: .milliseconds(1461))),
+        Row(
+            name: "a declared retry-after field missing: Retry-After", status: 429, body: "{}", headers: [HTTPHeaderField("Retry-After", "2")],
+            rules: .init(retryAfterField: .init(path: "wait", milliseconds: false)),
+            expected: .init(outcome: .throttled, httpStatus: 429, error: "HTTP 429: {}", retryAfter: .seconds(2))),
+        Row(
+            name: "429 transient when the channel opts out of throttling", status: 429, rules: .init(throttled: StatusSet([])),
+            expected: .init(outcome: .transientFailure, httpStatus: 429, error: "HTTP 429: ")),
         Row(
             name: "503 with Retry-After HTTP date", status: 503, headers: [HTTPHeaderField("Retry-After", "Tue, 14 Nov 2023 22:14:05 GMT")],
             expected: .init(outcome: .transientFailure, httpStatus: 503, error: "HTTP 503: ", retryAfter: .seconds(45))),
@@ -65,7 +81,7 @@ struct ClassificationTests {
             expected: .init(outcome: .transientFailure, httpStatus: 503, error: "HTTP 503: ", retryAfter: .zero)),
         Row(
             name: "Retry-After garbage ignored", status: 429, headers: [HTTPHeaderField("Retry-After", "soon")],
-            expected: .init(outcome: .transientFailure, httpStatus: 429, error: "HTTP 429: ")),
+            expected: .init(outcome: .throttled, httpStatus: 429, error: "HTTP 429: ")),
         Row(
             name: "Retry-After read on a permanent failure too", status: 403, headers: [HTTPHeaderField("Retry-After", "5")],
             expected: .init(outcome: .permanentFailure, httpStatus: 403, error: "HTTP 403: ", retryAfter: .seconds(5))),

@@ -10,6 +10,9 @@
 #   hey                   HTTP load generator, for scripts/load
 #   curl iproute2         readiness checks (curl) and port checks (ss)
 #   python3-venv          only when python3 cannot make a venv (scripts/test's provider stand-ins)
+#   kannel kannel-extras  the SMS gateway of the SMS tests and its fake SMSC (scripts/lib/kannel.sh;
+#                         the package's own daemons are never started)
+#   openssl               secrets of the test Synapse (scripts/lib/synapse.sh)
 
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -23,6 +26,9 @@ HERALD_APT_PACKAGES=(
   hey
   curl
   iproute2
+  kannel
+  kannel-extras
+  openssl
 )
 
 # deb_installed PKG: true when dpkg has PKG fully installed (not just its config files left).

@@ -24,6 +24,13 @@ HERALD_AMQP_MGMT_PORT="${HERALD_AMQP_MGMT_PORT:-15672}"   # RabbitMQ management 
 HERALD_EPMD_PORT="${HERALD_EPMD_PORT:-4369}"              # Erlang port mapper (shared by nodes)
 HERALD_HTTP_PORT="${HERALD_HTTP_PORT:-8080}"              # herald gateway HTTP API
 HERALD_SINK_PORT="${HERALD_SINK_PORT:-9099}"              # example webhook sink (herald sink)
+# Herald's own Kannel (scripts/lib/kannel.sh): sendsms HTTP, bearerbox admin, box link, fake SMSC.
+HERALD_KANNEL_SENDSMS_PORT="${HERALD_KANNEL_SENDSMS_PORT:-10002}"
+HERALD_KANNEL_ADMIN_PORT="${HERALD_KANNEL_ADMIN_PORT:-10000}"
+HERALD_KANNEL_BOX_PORT="${HERALD_KANNEL_BOX_PORT:-10001}"
+HERALD_KANNEL_SMSC_PORT="${HERALD_KANNEL_SMSC_PORT:-10003}"
+# Herald's own Synapse (scripts/lib/synapse.sh): Matrix client API.
+HERALD_SYNAPSE_PORT="${HERALD_SYNAPSE_PORT:-8000}"
 
 # Enable RabbitMQ's management plugin (UI + HTTP API on $HERALD_AMQP_MGMT_PORT)? It adds ~3 s to
 # a cold start and ~50 MB of memory, so it is on for developers and off in CI.
@@ -36,10 +43,21 @@ HERALD_POSTGRES_URL="${HERALD_POSTGRES_URL:-postgres://postgres@127.0.0.1:$HERAL
 # scripts/test points HERALD_POSTGRES_URL at this one, so tests never touch the dev database.
 HERALD_TEST_POSTGRES_URL="${HERALD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:$HERALD_PG_PORT/herald_test}"
 HERALD_AMQP_URL="${HERALD_AMQP_URL:-amqp://guest:guest@127.0.0.1:$HERALD_AMQP_PORT/}"
+# The Kannel and Synapse folders (config, logs, the fake SMSC's log, the homeserver's database): named
+# after their ports, not the checkout, so every checkout reusing a running instance reads the same logs.
+HERALD_KANNEL_DIR="${HERALD_KANNEL_DIR:-/var/tmp/herald-kannel-$HERALD_KANNEL_SENDSMS_PORT}"
+HERALD_KANNEL_USERNAME="${HERALD_KANNEL_USERNAME:-herald}"
+HERALD_KANNEL_PASSWORD="${HERALD_KANNEL_PASSWORD:-herald-kannel-test}"
+HERALD_SYNAPSE_DIR="${HERALD_SYNAPSE_DIR:-/var/tmp/herald-synapse-$HERALD_SYNAPSE_PORT}"
+HERALD_SYNAPSE_USER="${HERALD_SYNAPSE_USER:-herald}"
+HERALD_SYNAPSE_PASSWORD="${HERALD_SYNAPSE_PASSWORD:-herald-synapse-test}"
 
 export HERALD_ROOT HERALD_RUN_DIR HERALD_CONFIG_DIR \
   HERALD_PG_PORT HERALD_AMQP_PORT HERALD_AMQP_DIST_PORT HERALD_AMQP_MGMT_PORT HERALD_EPMD_PORT \
   HERALD_HTTP_PORT HERALD_SINK_PORT HERALD_RABBITMQ_MANAGEMENT \
+  HERALD_KANNEL_SENDSMS_PORT HERALD_KANNEL_ADMIN_PORT HERALD_KANNEL_BOX_PORT HERALD_KANNEL_SMSC_PORT HERALD_KANNEL_DIR \
+  HERALD_KANNEL_USERNAME HERALD_KANNEL_PASSWORD \
+  HERALD_SYNAPSE_PORT HERALD_SYNAPSE_DIR HERALD_SYNAPSE_USER HERALD_SYNAPSE_PASSWORD \
   HERALD_POSTGRES_URL HERALD_TEST_POSTGRES_URL HERALD_AMQP_URL
 
 # --- toolchain --------------------------------------------------------------------------------
@@ -59,6 +77,23 @@ die()  { printf '[herald] error: %s\n' "$*" >&2 || true; exit 1; }
 # port_listening PORT: true when something listens on 127.0.0.1:PORT (or on all addresses).
 port_listening() {
   ss -Htln "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# live_pid FILE: prints the pid in FILE when that process is alive; false otherwise.
+live_pid() {
+  local pid
+  [[ -s "$1" ]] || return 1
+  pid="$(cat "$1")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  printf '%s' "$pid"
+}
+
+# stop_pid PID: SIGTERM, up to 10 s for it to end, then SIGKILL.
+stop_pid() {
+  local i
+  kill "$1" 2>/dev/null || return 0
+  for i in {1..100}; do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
 }
 
 # pg_answers: true when a PostgreSQL server accepts connections on 127.0.0.1:$HERALD_PG_PORT.
