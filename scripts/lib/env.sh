@@ -24,6 +24,10 @@ HERALD_AMQP_MGMT_PORT="${HERALD_AMQP_MGMT_PORT:-15672}"   # RabbitMQ management 
 HERALD_EPMD_PORT="${HERALD_EPMD_PORT:-4369}"              # Erlang port mapper (shared by nodes)
 HERALD_HTTP_PORT="${HERALD_HTTP_PORT:-8080}"              # herald gateway HTTP API
 HERALD_SINK_PORT="${HERALD_SINK_PORT:-9099}"              # example webhook sink (herald sink)
+# Herald's own Postfix (scripts/lib/postfix.sh): STARTTLS with a private CA, no TLS, self-signed.
+HERALD_SMTP_PORT="${HERALD_SMTP_PORT:-2525}"
+HERALD_SMTP_PLAIN_PORT="${HERALD_SMTP_PLAIN_PORT:-2526}"
+HERALD_SMTP_SELFSIGNED_PORT="${HERALD_SMTP_SELFSIGNED_PORT:-2527}"
 
 # Enable RabbitMQ's management plugin (UI + HTTP API on $HERALD_AMQP_MGMT_PORT)? It adds ~3 s to
 # a cold start and ~50 MB of memory, so it is on for developers and off in CI.
@@ -36,10 +40,14 @@ HERALD_POSTGRES_URL="${HERALD_POSTGRES_URL:-postgres://postgres@127.0.0.1:$HERAL
 # scripts/test points HERALD_POSTGRES_URL at this one, so tests never touch the dev database.
 HERALD_TEST_POSTGRES_URL="${HERALD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:$HERALD_PG_PORT/herald_test}"
 HERALD_AMQP_URL="${HERALD_AMQP_URL:-amqp://guest:guest@127.0.0.1:$HERALD_AMQP_PORT/}"
+# The Postfix instance's folder (config, queue, Maildir, log, test CA): named after its port, not
+# the checkout, so every checkout that reuses a running instance finds its Maildir.
+HERALD_POSTFIX_DIR="${HERALD_POSTFIX_DIR:-/var/tmp/herald-postfix-$HERALD_SMTP_PORT}"
 
 export HERALD_ROOT HERALD_RUN_DIR HERALD_CONFIG_DIR \
   HERALD_PG_PORT HERALD_AMQP_PORT HERALD_AMQP_DIST_PORT HERALD_AMQP_MGMT_PORT HERALD_EPMD_PORT \
   HERALD_HTTP_PORT HERALD_SINK_PORT HERALD_RABBITMQ_MANAGEMENT \
+  HERALD_SMTP_PORT HERALD_SMTP_PLAIN_PORT HERALD_SMTP_SELFSIGNED_PORT HERALD_POSTFIX_DIR \
   HERALD_POSTGRES_URL HERALD_TEST_POSTGRES_URL HERALD_AMQP_URL
 
 # --- toolchain --------------------------------------------------------------------------------
