@@ -22,6 +22,7 @@ struct CompiledHTTP: Sendable {
     var body: CompiledBody?
     var auth: CompiledAuth?
     var response: HTTPProviderSpec.ResponseRules
+    var caFile: String?
 }
 
 enum CompiledBody: Sendable {
@@ -53,6 +54,7 @@ struct CompiledSMTP: Sendable {
     var username: CompiledTemplate?
     var password: CompiledTemplate?
     var from: CompiledTemplate
+    var caFile: String?
 }
 
 extension CompiledTransport {
@@ -70,7 +72,8 @@ extension CompiledTransport {
                     },
                     body: try spec.body.map { body throws(TemplateError) in try Self.compile(body) },
                     auth: try spec.auth.map { auth throws(TemplateError) in try Self.compile(auth) },
-                    response: spec.response))
+                    response: spec.response,
+                    caFile: spec.caFile))
         case .smtp(let spec):
             self = .smtp(
                 CompiledSMTP(
@@ -78,7 +81,8 @@ extension CompiledTransport {
                     startTLS: spec.startTLS,
                     username: try spec.username.map { text throws(TemplateError) in try CompiledTemplate(text, escaping: .text) },
                     password: try spec.password.map { text throws(TemplateError) in try CompiledTemplate(text, escaping: .text) },
-                    from: try CompiledTemplate(spec.from, escaping: .text)))
+                    from: try CompiledTemplate(spec.from, escaping: .text),
+                    caFile: spec.caFile))
         }
     }
 

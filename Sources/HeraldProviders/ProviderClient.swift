@@ -146,7 +146,8 @@ public final class ProviderClient: Sendable {
         }
         return HTTPRequest(
             method: http.method, url: url, headers: headers, body: body, timeout: timeout,
-            connectTimeout: min(timeout, .seconds(10)), restrictToPublicAddresses: restrictToPublicAddresses)
+            connectTimeout: min(timeout, .seconds(10)), restrictToPublicAddresses: restrictToPublicAddresses,
+            caFile: http.caFile)
     }
 
     func renderURL(_ http: CompiledHTTP, context: RenderContext) throws(ProviderFailure) -> String {

@@ -31,6 +31,9 @@ public struct WorkerConfiguration: Sendable {
     public var relay = OutboxRelay.Configuration()
     /// How long a message over its host's in-flight bound waits in the outbox (±50 %). Default 1 s.
     public var hostDeferral: Duration = .seconds(1)
+    /// CA bundle for providers without a `ca_file` of their own; nil: the system's. Default:
+    /// `CURL_CA_BUNDLE`, else `SSL_CERT_FILE`, from the environment.
+    public var defaultCAFile: String? = CurlRuntime.Configuration.defaultCAFile(environment: ProcessInfo.processInfo.environment)
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -91,6 +94,7 @@ public func buildWorker(
     let publisher = BrokerPublisher(endpoint: endpoint, topology: DeliveryTopology.topology(for: registry), logger: logger)
     var runtimeConfiguration = CurlRuntime.Configuration()
     runtimeConfiguration.maxConcurrentTransfers = max(64, registry.channels.values.map(\.concurrency).reduce(0, +))
+    runtimeConfiguration.defaultCAFile = configuration.defaultCAFile
     let runtime = CurlRuntime(configuration: runtimeConfiguration, logger: logger)
     let recorder = GroupCommitter<Settlement, Void>(
         maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, flushDeadline: .seconds(15), logger: logger,
