@@ -22,6 +22,7 @@ struct GatewayCommand: AsyncParsableCommand {
         let environment = HeraldEnvironment()
         let (logger, metrics) = environment.bootstrap(role: "gateway")
         var configuration = GatewayConfiguration(postgresURL: environment.postgresURL, amqpURL: environment.amqpURL)
+        configuration.queueType = try environment.queueType()
         configuration.host = environment.httpHost
         configuration.port = environment.httpPort
         configuration.metricsExposition = { metrics.exposition() }
@@ -75,6 +76,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let (logger, _) = environment.bootstrap(role: "worker")
         let (loader, snapshot) = try environment.loadConfiguration()
         var configuration = WorkerConfiguration(postgresURL: environment.postgresURL, amqpURL: environment.amqpURL)
+        configuration.queueType = try environment.queueType()
         configuration.webhookSecret = environment.webhookSecret
         configuration.allowPrivateTargets = environment.allowPrivateTargets
         configuration.secrets = SecretResolver(secretsDirectory: environment.secretsDirectory)

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldMessaging
 import Logging
 import Metrics
 import Prometheus
@@ -14,7 +15,18 @@ struct HeraldEnvironment {
     }
 
     var postgresURL: String { values["HERALD_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:15432/herald" }
+    /// One AMQP URL, or the nodes of one RabbitMQ cluster separated by commas.
     var amqpURL: String { values["HERALD_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/" }
+    /// `HERALD_AMQP_QUEUE_TYPE`: `classic` (default, one node) or `quorum` (a cluster).
+    func queueType() throws -> DeliveryTopology.QueueType {
+        guard let setting = values["HERALD_AMQP_QUEUE_TYPE"], !setting.isEmpty else { return .classic }
+        guard let type = DeliveryTopology.QueueType(setting: setting) else {
+            throw InvalidSetting(
+                name: "HERALD_AMQP_QUEUE_TYPE", value: setting,
+                expected: DeliveryTopology.QueueType.allCases.map(\.rawValue).joined(separator: " or "))
+        }
+        return type
+    }
     var httpHost: String { values["HERALD_HTTP_HOST"] ?? "127.0.0.1" }
     var httpPort: Int { values["HERALD_HTTP_PORT"].flatMap(Int.init) ?? 8080 }
     /// Serve `/metrics` on its own port (e.g. for a management network); unset: on the API port.
@@ -62,6 +74,14 @@ extension PrometheusCollectorRegistry {
         emit(into: &buffer)
         return String(decoding: buffer, as: UTF8.self)
     }
+}
+
+/// An environment variable with a value Herald can't use; stops the process before anything starts.
+struct InvalidSetting: Error, CustomStringConvertible {
+    var name: String
+    var value: String
+    var expected: String
+    var description: String { "\(name)=\(value) is not valid: expected \(expected)" }
 }
 
 struct ConfigurationRefused: Error, CustomStringConvertible {
