@@ -63,6 +63,9 @@ public struct GatewayComponents: Sendable {
     public let committer: GroupCommitter<NewNotification, AcceptOutcome>
     public let relay: OutboxRelay
     public let keys: APIKeyStore
+    /// Every route the API router serves, as `METHOD /path` with `{parameter}` captures — what
+    /// openapi.yaml must describe (a test keeps them in step).
+    public internal(set) var routes: [String] = []
 }
 
 /// Builds the gateway: HTTP API, PostgreSQL pool, group committer, outbox relay, broker publisher.
@@ -88,7 +91,7 @@ public func buildGateway(
         outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher,
         configuration: configuration.relay, logger: logger)
     let keys = APIKeyStore(client: postgres, logger: logger)
-    let components = GatewayComponents(
+    var components = GatewayComponents(
         postgres: postgres, publisher: publisher, store: store, committer: committer, relay: relay, keys: keys)
 
     var services: [any Service] = [postgres, publisher, relay, committer]
@@ -99,8 +102,13 @@ public func buildGateway(
     }
     let api = NotificationAPI(
         config: config, components: components, configuration: configuration, logger: logger)
+    // The route table first (a router that only lists them), so that the error middleware, which
+    // must come before the routes, can answer 405 for a known path asked with another method.
+    let listing = Router(context: GatewayRequestContext.self)
+    api.addRoutes(to: listing)
+    components.routes = listing.routes.map { "\($0.method) \($0.path)" }.sorted()
     let router = Router(context: GatewayRequestContext.self)
-    router.add(middleware: ProblemMiddleware(logger: logger))
+    router.add(middleware: ProblemMiddleware(logger: logger, routes: RouteTable(components.routes)))
     router.add(middleware: AuthenticationMiddleware(
         authenticator: KeyAuthenticator(store: keys, ttl: configuration.keyCacheTTL),
         defaultRateLimit: configuration.defaultKeyRateLimit, deadline: configuration.queryDeadline))
@@ -155,6 +163,16 @@ struct NotificationAPI: Sendable {
         router.get("/v1/channels") { _, context in try channels(context: context) }
         router.get("/v1/templates") { _, context in try templates(context: context) }
         router.post("/v1/templates/:name/render") { request, context in try await renderTemplate(request, context: context) }
+        router.get("/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: APIDocument.yaml)))
+        }
+        router.get("/docs") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: APIDocument.html)))
+        }
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await ready() }
         if configuration.metricsPort == nil {
@@ -630,6 +648,12 @@ struct NotificationAPI: Sendable {
                 errors.append(FieldError(field: key, message: "must be an object, not \(value.typeName)"))
             }
         }
+        for key in ["channel", "locale"] {
+            if let value = members[key], value.stringValue == nil {
+                errors.append(FieldError(field: key, message: "must be a string, not \(value.typeName)"))
+            }
+        }
+        guard errors.isEmpty else { throw ProblemDetails.validation(errors) }
         var categories = Set(template.locales.values.flatMap(\.keys))
         if let channelName = members["channel"]?.stringValue {
             guard let channel = snapshot.registry[channelName] else {

@@ -52,13 +52,15 @@ struct NotificationResponse: Codable, Sendable {
         var updatedAt: String
         /// What was (or will be) sent: the message as rendered for this channel at accept.
         var message: MessageContent?
+        /// The template locale the message was rendered in (absent for inline messages).
+        var locale: String?
         var expiresAt: String?
         var attempts: [Attempt]
 
         enum CodingKeys: String, CodingKey {
             case id, channel, status, attemptCount = "attempt_count", lastError = "last_error",
                 providerMessageId = "provider_message_id", createdAt = "created_at", updatedAt = "updated_at", message,
-                expiresAt = "expires_at", attempts
+                locale, expiresAt = "expires_at", attempts
         }
     }
 
@@ -84,7 +86,7 @@ struct NotificationResponse: Codable, Sendable {
                 attemptCount: delivery.attemptCount, lastError: delivery.lastError,
                 providerMessageId: delivery.providerMessageID, createdAt: Timestamp.string(delivery.createdAt),
                 updatedAt: Timestamp.string(delivery.updatedAt), message: delivery.job?.message,
-                expiresAt: delivery.job?.expiresAt.map(Timestamp.string),
+                locale: delivery.job?.locale, expiresAt: delivery.job?.expiresAt.map(Timestamp.string),
                 attempts: delivery.attempts.map { attempt in
                     Attempt(
                         number: attempt.number, startedAt: Timestamp.string(attempt.startedAt),
