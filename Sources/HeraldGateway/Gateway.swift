@@ -447,40 +447,20 @@ struct NotificationAPI: Sendable {
     /// `GET /v1/notifications?status=&channel=&template=&since=&until=&limit=&cursor=`, newest first.
     func list(_ request: Request, context: Context) async throws -> Response {
         let tenant = try context.require(.read).tenant
-        let parameters = request.uri.queryParameters
-        let known = ["status", "channel", "template", "since", "until", "limit", "cursor"]
-        for (key, _) in parameters where !known.contains(String(key)) {
-            throw ProblemDetails.invalidParameter(String(key), "unknown query parameter; expected \(known.joined(separator: ", "))")
-        }
+        let parameters = try ListingQuery(request, known: ["status", "channel", "template", "since", "until", "limit", "cursor"])
         var listing = NotificationListing(tenant: tenant)
-        if let text = parameters["status"] {
-            guard let status = DeliveryStatus(rawValue: String(text)) else {
-                throw ProblemDetails.invalidParameter(
-                    "status", "must be one of \(DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            listing.status = status
-        }
-        listing.channel = parameters["channel"].map(String.init)
-        listing.template = parameters["template"].map(String.init)
-        listing.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
-        listing.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
-        if let text = parameters["limit"] {
-            guard let limit = Int(text), (1...NotificationListing.maximumLimit).contains(limit) else {
-                throw ProblemDetails.invalidParameter("limit", "must be a whole number from 1 to \(NotificationListing.maximumLimit)")
-            }
-            listing.limit = limit
-        }
-        if let token = parameters["cursor"] {
-            guard let cursor = NotificationCursor(token: String(token)) else {
-                throw ProblemDetails.invalidParameter("cursor", "is not a cursor this API returned")
-            }
-            listing.cursor = cursor
-        }
+        listing.status = try parameters.status()
+        listing.channel = parameters.string("channel")
+        listing.template = parameters.string("template")
+        listing.since = try parameters.instant("since")
+        listing.until = try parameters.instant("until")
+        listing.limit = try parameters.limit(maximum: NotificationListing.maximumLimit) ?? listing.limit
+        listing.cursor = try parameters.cursor()
         let store = components.store
         let wanted = listing
         let summaries = try await query("listing notifications") { try await store.list(wanted) }
-        return try Self.json(NotificationPage(
-            items: summaries.map(NotificationPage.Item.init),
+        return try Self.json(Page(
+            items: summaries.map(NotificationSummaryItem.init),
             nextCursor: summaries.count == listing.limit ? summaries.last?.cursor.token : nil))
     }
 
@@ -502,33 +482,18 @@ struct NotificationAPI: Sendable {
 
     func deadLetters(_ request: Request, context: Context) async throws -> Response {
         let tenant = try context.require(.read).tenant
-        let parameters = request.uri.queryParameters
-        for (key, _) in parameters where !["channel", "since", "until", "cursor", "limit"].contains(String(key)) {
-            throw ProblemDetails.invalidParameter(String(key), "unknown query parameter; expected channel, since, until, cursor, limit")
-        }
+        let parameters = try ListingQuery(request, known: ["channel", "since", "until", "cursor", "limit"])
         var selection = DeadLetterSelection(tenant: tenant)
-        selection.channel = parameters["channel"].map(String.init)
-        selection.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
-        selection.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
-        if let text = parameters["limit"] {
-            guard let limit = Int(text), (1...DeadLetterSelection.maximumLimit).contains(limit) else {
-                throw ProblemDetails.invalidParameter("limit", "must be a whole number from 1 to \(DeadLetterSelection.maximumLimit)")
-            }
-            selection.limit = limit
-        }
-        var cursor: DeadLetterCursor?
-        if let token = parameters["cursor"] {
-            guard let parsed = DeadLetterCursor(token: String(token)) else {
-                throw ProblemDetails.invalidParameter("cursor", "is not a cursor this API returned")
-            }
-            cursor = parsed
-        }
+        selection.channel = parameters.string("channel")
+        selection.since = try parameters.instant("since")
+        selection.until = try parameters.instant("until")
+        selection.limit = try parameters.limit(maximum: DeadLetterSelection.maximumLimit) ?? selection.limit
+        let after = try parameters.cursor()
         let store = components.store
         let wanted = selection
-        let after = cursor
         let letters = try await query("listing dead letters") { try await store.deadLetters(wanted, after: after) }
-        return try Self.json(DeadLetterPage(
-            items: letters.map(DeadLetterPage.Item.init),
+        return try Self.json(Page(
+            items: letters.map(DeadLetterItem.init),
             nextCursor: letters.count == selection.limit ? letters.last?.cursor.token : nil))
     }
 
@@ -674,14 +639,6 @@ struct NotificationAPI: Sendable {
         }
         return try Self.json(RenderResponse(
             template: name, locale: template.locale(for: locale), rendered: rendered, missing: missing.filter { !$0.value.isEmpty }))
-    }
-
-    static func instantParameter(_ text: String?, _ name: String) throws -> Date? {
-        guard let text else { return nil }
-        guard let date = Timestamp.parse(text) else {
-            throw ProblemDetails.invalidParameter(name, "must be an RFC 3339 date-time such as 2026-12-01T09:30:00Z")
-        }
-        return date
     }
 
     /// Ready when PostgreSQL answers, the publisher is connected, and the relay keeps up: the oldest

@@ -57,9 +57,8 @@ public struct APIKeyStore: Sendable {
     static func randomText(bytes: Int) -> String {
         var generator = SystemRandomNumberGenerator()
         let data = Data((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) })
-        return data.base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "-")
-            .replacingOccurrences(of: "=", with: "")
+        // Base64url with '_' spelled '-' too: the token's '_' separates its parts (hk_<prefix>_<secret>).
+        return Base64URL.encode(data).replacingOccurrences(of: "_", with: "-")
     }
 
     /// Creates a key; returns the token (shown once, never stored) and the key.
