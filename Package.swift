@@ -254,7 +254,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldGatewayTests",
-            dependencies: ["HeraldGateway", "HeraldCore"],
+            dependencies: ["HeraldGateway", "HeraldCore", "HeraldStore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -27,6 +27,20 @@ public struct APIKey: Sendable, Hashable {
     public var createdAt: Date
     public var revokedAt: Date?
 
+    public init(
+        id: UUID, prefix: String, tenant: String, scopes: Set<APIScope>, name: String, rateLimit: Int?, createdAt: Date,
+        revokedAt: Date?
+    ) {
+        self.id = id
+        self.prefix = prefix
+        self.tenant = tenant
+        self.scopes = scopes
+        self.name = name
+        self.rateLimit = rateLimit
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+
     public func allows(_ scope: APIScope) -> Bool { scopes.contains(.admin) || scopes.contains(scope) }
 }
 
