@@ -143,7 +143,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
             ],
+            // The OpenAPI document is compiled into the binary: every deployment serves the one
+            // describing the code it runs.
+            resources: [.embedInCode("openapi.yaml")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -247,6 +251,11 @@ let package = Package(
         .testTarget(
             name: "HeraldWorkerTests",
             dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldGatewayTests",
+            dependencies: ["HeraldGateway", "HeraldCore", "HeraldStore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

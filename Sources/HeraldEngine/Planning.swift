@@ -37,7 +37,8 @@ extension DeliveryEngine {
                 deliveryID: deliveryIDs[index], notificationID: notificationID, channel: channel, attempt: 1,
                 to: request.to, message: plan.messages[channel] ?? request.message, data: request.data,
                 metadata: request.metadata, acceptedAt: now, configVersion: snapshot.version,
-                fallbackIDs: fallbackIDs, expiresAt: request.expiresAt, tenant: tenant)
+                fallbackIDs: fallbackIDs, expiresAt: request.expiresAt, tenant: tenant,
+                locale: plan.locales[channel])
             let waitsForEarlierChannel = plan.strategy == .fallback && index > 0
             let status: DeliveryStatus = waitsForEarlierChannel ? .pending : (isScheduled ? .scheduled : .queued)
             let encoded: [UInt8]

@@ -66,6 +66,9 @@ public struct GatewayComponents: Sendable {
     public let committer: GroupCommitter<NewNotification, AcceptOutcome>
     public let relay: OutboxRelay
     public let keys: APIKeyStore
+    /// Every route the API router serves, as `METHOD /path` with `{parameter}` captures — what
+    /// openapi.yaml must describe (a test keeps them in step).
+    public internal(set) var routes: [String] = []
 }
 
 /// Builds the gateway: HTTP API, PostgreSQL pool, group committer, outbox relay, broker publisher.
@@ -93,7 +96,7 @@ public func buildGateway(
         outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher,
         configuration: configuration.relay, logger: logger)
     let keys = APIKeyStore(client: postgres, logger: logger)
-    let components = GatewayComponents(
+    var components = GatewayComponents(
         postgres: postgres, publisher: publisher, store: store, committer: committer, relay: relay, keys: keys)
 
     var services: [any Service] = [postgres, publisher, relay, committer]
@@ -104,8 +107,13 @@ public func buildGateway(
     }
     let api = NotificationAPI(
         config: config, components: components, configuration: configuration, logger: logger)
+    // The route table first (a router that only lists them), so that the error middleware, which
+    // must come before the routes, can answer 405 for a known path asked with another method.
+    let listing = Router(context: GatewayRequestContext.self)
+    api.addRoutes(to: listing)
+    components.routes = listing.routes.map { "\($0.method) \($0.path)" }.sorted()
     let router = Router(context: GatewayRequestContext.self)
-    router.add(middleware: ProblemMiddleware(logger: logger))
+    router.add(middleware: ProblemMiddleware(logger: logger, routes: RouteTable(components.routes)))
     router.add(middleware: AuthenticationMiddleware(
         authenticator: KeyAuthenticator(store: keys, ttl: configuration.keyCacheTTL),
         defaultRateLimit: configuration.defaultKeyRateLimit, deadline: configuration.queryDeadline))
@@ -160,6 +168,16 @@ struct NotificationAPI: Sendable {
         router.get("/v1/channels") { _, context in try channels(context: context) }
         router.get("/v1/templates") { _, context in try templates(context: context) }
         router.post("/v1/templates/:name/render") { request, context in try await renderTemplate(request, context: context) }
+        router.get("/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: APIDocument.yaml)))
+        }
+        router.get("/docs") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: APIDocument.html)))
+        }
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await ready() }
         if configuration.metricsPort == nil {
@@ -434,40 +452,20 @@ struct NotificationAPI: Sendable {
     /// `GET /v1/notifications?status=&channel=&template=&since=&until=&limit=&cursor=`, newest first.
     func list(_ request: Request, context: Context) async throws -> Response {
         let tenant = try context.require(.read).tenant
-        let parameters = request.uri.queryParameters
-        let known = ["status", "channel", "template", "since", "until", "limit", "cursor"]
-        for (key, _) in parameters where !known.contains(String(key)) {
-            throw ProblemDetails.invalidParameter(String(key), "unknown query parameter; expected \(known.joined(separator: ", "))")
-        }
+        let parameters = try ListingQuery(request, known: ["status", "channel", "template", "since", "until", "limit", "cursor"])
         var listing = NotificationListing(tenant: tenant)
-        if let text = parameters["status"] {
-            guard let status = DeliveryStatus(rawValue: String(text)) else {
-                throw ProblemDetails.invalidParameter(
-                    "status", "must be one of \(DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            listing.status = status
-        }
-        listing.channel = parameters["channel"].map(String.init)
-        listing.template = parameters["template"].map(String.init)
-        listing.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
-        listing.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
-        if let text = parameters["limit"] {
-            guard let limit = Int(text), (1...NotificationListing.maximumLimit).contains(limit) else {
-                throw ProblemDetails.invalidParameter("limit", "must be a whole number from 1 to \(NotificationListing.maximumLimit)")
-            }
-            listing.limit = limit
-        }
-        if let token = parameters["cursor"] {
-            guard let cursor = NotificationCursor(token: String(token)) else {
-                throw ProblemDetails.invalidParameter("cursor", "is not a cursor this API returned")
-            }
-            listing.cursor = cursor
-        }
+        listing.status = try parameters.status()
+        listing.channel = parameters.string("channel")
+        listing.template = parameters.string("template")
+        listing.since = try parameters.instant("since")
+        listing.until = try parameters.instant("until")
+        listing.limit = try parameters.limit(maximum: NotificationListing.maximumLimit) ?? listing.limit
+        listing.cursor = try parameters.cursor()
         let store = components.store
         let wanted = listing
         let summaries = try await query("listing notifications") { try await store.list(wanted) }
-        return try Self.json(NotificationPage(
-            items: summaries.map(NotificationPage.Item.init),
+        return try Self.json(Page(
+            items: summaries.map(NotificationSummaryItem.init),
             nextCursor: summaries.count == listing.limit ? summaries.last?.cursor.token : nil))
     }
 
@@ -489,33 +487,18 @@ struct NotificationAPI: Sendable {
 
     func deadLetters(_ request: Request, context: Context) async throws -> Response {
         let tenant = try context.require(.read).tenant
-        let parameters = request.uri.queryParameters
-        for (key, _) in parameters where !["channel", "since", "until", "cursor", "limit"].contains(String(key)) {
-            throw ProblemDetails.invalidParameter(String(key), "unknown query parameter; expected channel, since, until, cursor, limit")
-        }
+        let parameters = try ListingQuery(request, known: ["channel", "since", "until", "cursor", "limit"])
         var selection = DeadLetterSelection(tenant: tenant)
-        selection.channel = parameters["channel"].map(String.init)
-        selection.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
-        selection.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
-        if let text = parameters["limit"] {
-            guard let limit = Int(text), (1...DeadLetterSelection.maximumLimit).contains(limit) else {
-                throw ProblemDetails.invalidParameter("limit", "must be a whole number from 1 to \(DeadLetterSelection.maximumLimit)")
-            }
-            selection.limit = limit
-        }
-        var cursor: DeadLetterCursor?
-        if let token = parameters["cursor"] {
-            guard let parsed = DeadLetterCursor(token: String(token)) else {
-                throw ProblemDetails.invalidParameter("cursor", "is not a cursor this API returned")
-            }
-            cursor = parsed
-        }
+        selection.channel = parameters.string("channel")
+        selection.since = try parameters.instant("since")
+        selection.until = try parameters.instant("until")
+        selection.limit = try parameters.limit(maximum: DeadLetterSelection.maximumLimit) ?? selection.limit
+        let after = try parameters.cursor()
         let store = components.store
         let wanted = selection
-        let after = cursor
         let letters = try await query("listing dead letters") { try await store.deadLetters(wanted, after: after) }
-        return try Self.json(DeadLetterPage(
-            items: letters.map(DeadLetterPage.Item.init),
+        return try Self.json(Page(
+            items: letters.map(DeadLetterItem.init),
             nextCursor: letters.count == selection.limit ? letters.last?.cursor.token : nil))
     }
 
@@ -635,6 +618,12 @@ struct NotificationAPI: Sendable {
                 errors.append(FieldError(field: key, message: "must be an object, not \(value.typeName)"))
             }
         }
+        for key in ["channel", "locale"] {
+            if let value = members[key], value.stringValue == nil {
+                errors.append(FieldError(field: key, message: "must be a string, not \(value.typeName)"))
+            }
+        }
+        guard errors.isEmpty else { throw ProblemDetails.validation(errors) }
         var categories = Set(template.locales.values.flatMap(\.keys))
         if let channelName = members["channel"]?.stringValue {
             guard let channel = snapshot.registry[channelName] else {
@@ -655,14 +644,6 @@ struct NotificationAPI: Sendable {
         }
         return try Self.json(RenderResponse(
             template: name, locale: template.locale(for: locale), rendered: rendered, missing: missing.filter { !$0.value.isEmpty }))
-    }
-
-    static func instantParameter(_ text: String?, _ name: String) throws -> Date? {
-        guard let text else { return nil }
-        guard let date = Timestamp.parse(text) else {
-            throw ProblemDetails.invalidParameter(name, "must be an RFC 3339 date-time such as 2026-12-01T09:30:00Z")
-        }
-        return date
     }
 
     /// Ready when PostgreSQL answers, the publisher is connected, and the relay keeps up: the oldest
