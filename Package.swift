@@ -174,6 +174,7 @@ let package = Package(
             name: "HeraldCLI",
             dependencies: [
                 "HeraldCore",
+                "HeraldMessaging",
                 "HeraldStore",
                 "HeraldGateway",
                 "HeraldWorker",
@@ -211,7 +212,7 @@ let package = Package(
         .testTarget(
             name: "HeraldEngineTests",
             dependencies: [
-                "HeraldEngine", "HeraldCore", "HeraldConfig", "HeraldFilter", "HeraldMessaging", "HeraldStore",
+                "HeraldEngine", "HeraldCore", "HeraldConfig", "HeraldFilter", "HeraldMessaging", "HeraldStore", "HeraldBroker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -22,6 +22,7 @@ struct GatewayCommand: AsyncParsableCommand {
         let environment = HeraldEnvironment()
         let (logger, metrics) = environment.bootstrap(role: "gateway")
         var configuration = GatewayConfiguration(postgresURL: environment.postgresURL, amqpURL: environment.amqpURL)
+        configuration.queueType = try environment.queueType()
         configuration.host = environment.httpHost
         configuration.port = environment.httpPort
         let (loader, snapshot) = try environment.loadConfiguration()
@@ -83,6 +84,7 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.managementPort = environment.managementPort
         configuration.managementHost = environment.managementHost
         configuration.successLogLevel = environment.attemptLogLevel
+        configuration.queueType = try environment.queueType()
         configuration.webhookSecret = environment.webhookSecret
         configuration.allowPrivateTargets = environment.allowPrivateTargets
         configuration.secrets = SecretResolver(secretsDirectory: environment.secretsDirectory)

@@ -2,7 +2,7 @@ import Foundation
 import HeraldConfig
 import HeraldCore
 import HeraldGateway
-import ArgumentParser
+import HeraldMessaging
 import Logging
 import Metrics
 import Prometheus
@@ -16,7 +16,18 @@ struct HeraldEnvironment {
     }
 
     var postgresURL: String { values["HERALD_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:15432/herald" }
+    /// One AMQP URL, or the nodes of one RabbitMQ cluster separated by commas.
     var amqpURL: String { values["HERALD_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/" }
+    /// `HERALD_AMQP_QUEUE_TYPE`: `classic` (default, one node) or `quorum` (a cluster).
+    func queueType() throws -> DeliveryTopology.QueueType {
+        guard let setting = values["HERALD_AMQP_QUEUE_TYPE"], !setting.isEmpty else { return .classic }
+        guard let type = DeliveryTopology.QueueType(setting: setting) else {
+            throw InvalidSetting(
+                name: "HERALD_AMQP_QUEUE_TYPE", value: setting,
+                expected: DeliveryTopology.QueueType.allCases.map(\.rawValue).joined(separator: " or "))
+        }
+        return type
+    }
     var httpHost: String { values["HERALD_HTTP_HOST"] ?? "127.0.0.1" }
     var httpPort: Int { values["HERALD_HTTP_PORT"].flatMap(Int.init) ?? 8080 }
     /// Serve `/metrics` on its own port (e.g. for a management network); unset: on the API port.
@@ -32,8 +43,10 @@ struct HeraldEnvironment {
     /// `HERALD_ALERT_CHANNEL` + `HERALD_ALERT_TO` (a JSON object): where Alertmanager's alerts go.
     func alertRouting() throws -> AlertRouting? {
         guard let channel = values["HERALD_ALERT_CHANNEL"], !channel.isEmpty else { return nil }
-        guard let text = values["HERALD_ALERT_TO"], case .object(let to)? = try? JSONParser.parse(Array(text.utf8)) else {
-            throw ValidationError("HERALD_ALERT_TO must be a JSON object with the alert channel's recipient, e.g. {\"email\": \"ops@example.com\"}")
+        let text = values["HERALD_ALERT_TO"] ?? ""
+        guard case .object(let to)? = try? JSONParser.parse(Array(text.utf8)) else {
+            throw InvalidSetting(
+                name: "HERALD_ALERT_TO", value: text, expected: #"a JSON object with the alert channel's recipient, e.g. {"email": "ops@example.com"}"#)
         }
         return AlertRouting(channel: channel, to: to)
     }
@@ -71,6 +84,14 @@ struct HeraldEnvironment {
     }
 }
 
+
+/// An environment variable with a value Herald can't use; stops the process before anything starts.
+struct InvalidSetting: Error, CustomStringConvertible {
+    var name: String
+    var value: String
+    var expected: String
+    var description: String { "\(name)=\(value) is not valid: expected \(expected)" }
+}
 
 struct ConfigurationRefused: Error, CustomStringConvertible {
     var directory: String

@@ -21,7 +21,10 @@ public struct GatewayConfiguration: Sendable {
     /// 0 picks a free port (tests).
     public var port: Int = 8080
     public var postgresURL: String
+    /// One AMQP URL, or the nodes of one cluster separated by commas (`AMQPEndpoint.list(urls:)`).
     public var amqpURL: String
+    /// The type of the channel queues Herald declares. Default `classic`; `quorum` for a cluster.
+    public var queueType: DeliveryTopology.QueueType = .classic
     /// Largest request body accepted. Default 1 MiB.
     public var maxBodySize: Int = 1 << 20
     /// Notifications per group commit. Default 256.
@@ -82,8 +85,10 @@ public func buildGateway(
     let postgres = PostgresClient(
         configuration: try .herald(url: configuration.postgresURL, connections: configuration.postgresConnections),
         backgroundLogger: logger)
-    let endpoint = try AMQPEndpoint(url: configuration.amqpURL)
-    let publisher = BrokerPublisher(endpoint: endpoint, topology: DeliveryTopology.topology(for: registry), logger: logger)
+    let endpoints = try AMQPEndpoint.list(urls: configuration.amqpURL)
+    let queueType = configuration.queueType
+    let publisher = BrokerPublisher(
+        endpoints: endpoints, topology: DeliveryTopology.topology(for: registry, queueType: queueType), logger: logger)
     let store = NotificationStore(client: postgres, logger: logger)
     let committer = GroupCommitter<NewNotification, AcceptOutcome>(
         maxBatchSize: configuration.commitBatchSize, maxConcurrentFlushes: 3, flushDeadline: .seconds(10), logger: logger,
@@ -101,7 +106,7 @@ public func buildGateway(
     ]
     if let loader {
         services.append(ConfigReloader(loader: loader, store: config, logger: logger, prepare: { snapshot in
-            try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry))
+            try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry, queueType: queueType))
         }))
     }
     let api = NotificationAPI(

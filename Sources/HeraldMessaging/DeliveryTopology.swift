@@ -10,7 +10,36 @@ import HeraldCore
 ///   there any more. Dead letters are data (failed deliveries in PostgreSQL, listed and replayed
 ///   through the API), undecodable messages go to the `poison_messages` table, and retries wait in
 ///   the outbox (`not_before`), so no message waits in the broker for long.
+///
+/// Both queues are of the deployment's `QueueType`: `quorum` for a RabbitMQ cluster (replicated
+/// with Raft, they survive the loss of a minority of nodes, including the leader), `classic` for
+/// a single node.
 public enum DeliveryTopology {
+    /// The kind of RabbitMQ queue Herald declares (`x-queue-type`). RabbitMQ can't change the type
+    /// of an existing queue: declaring it with another type is refused (406 PRECONDITION_FAILED
+    /// "inequivalent arg 'x-queue-type'"), so a broker's queues keep the type they were made with
+    /// until they are drained and deleted.
+    public enum QueueType: String, Sendable, Hashable, CaseIterable {
+        /// One copy on one node: fastest, and what a single-node development broker uses. Default.
+        case classic
+        /// Replicated over the cluster's nodes (Raft); needs durable queues, which Herald's are.
+        /// No `x-delivery-limit` is set: a message is redelivered until a worker records its
+        /// outcome, since a message dropped by a limit would leave its delivery unfinished.
+        case quorum
+
+        /// Parses `classic` or `quorum` (any case); nil for anything else.
+        public init?(setting: String) {
+            self.init(rawValue: setting.lowercased())
+        }
+
+        var arguments: [String: AMQPFieldValue] {
+            switch self {
+            case .classic: [:]
+            case .quorum: ["x-queue-type": .string("quorum")]
+            }
+        }
+    }
+
     public static let exchange = "herald.deliveries"
     /// The message header with the attempt number a message is for.
     public static let attemptHeader = "x-herald-attempt"
@@ -18,14 +47,14 @@ public enum DeliveryTopology {
     public static func workQueue(_ channel: String) -> String { "herald.channel.\(channel)" }
     public static func deadLetterQueue(_ channel: String) -> String { "herald.dlq.\(channel)" }
 
-    public static func topology(for channel: ChannelDefinition) -> Topology {
+    public static func topology(for channel: ChannelDefinition, queueType: QueueType) -> Topology {
         let name = channel.name
         let queues = [
-            QueueDeclaration(name: workQueue(name), arguments: [
+            QueueDeclaration(name: workQueue(name), arguments: queueType.arguments.merging([
                 "x-dead-letter-exchange": .string(""),
                 "x-dead-letter-routing-key": .string(deadLetterQueue(name)),
-            ]),
-            QueueDeclaration(name: deadLetterQueue(name)),
+            ]) { _, new in new }),
+            QueueDeclaration(name: deadLetterQueue(name), arguments: queueType.arguments),
         ]
         return Topology(
             exchanges: [ExchangeDeclaration(name: exchange, type: "direct", durable: true)],
@@ -33,11 +62,11 @@ public enum DeliveryTopology {
             bindings: [QueueBinding(queue: workQueue(name), exchange: exchange, routingKey: name)])
     }
 
-    public static func topology(for registry: ChannelRegistry) -> Topology {
+    public static func topology(for registry: ChannelRegistry, queueType: QueueType) -> Topology {
         var combined = Topology(exchanges: [], queues: [], bindings: [])
         for name in registry.names {
             guard let channel = registry[name] else { continue }
-            let part = topology(for: channel)
+            let part = topology(for: channel, queueType: queueType)
             for exchange in part.exchanges where !combined.exchanges.contains(exchange) { combined.exchanges.append(exchange) }
             combined.queues += part.queues
             combined.bindings += part.bindings

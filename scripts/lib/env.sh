@@ -24,6 +24,16 @@ HERALD_AMQP_MGMT_PORT="${HERALD_AMQP_MGMT_PORT:-15672}"   # RabbitMQ management 
 HERALD_EPMD_PORT="${HERALD_EPMD_PORT:-4369}"              # Erlang port mapper (shared by nodes)
 HERALD_HTTP_PORT="${HERALD_HTTP_PORT:-8080}"              # herald gateway HTTP API
 HERALD_SINK_PORT="${HERALD_SINK_PORT:-9099}"              # example webhook sink (herald sink)
+HERALD_WORKER_MANAGEMENT_PORT="${HERALD_WORKER_MANAGEMENT_PORT:-9100}"  # scripts/run's worker: /metrics, /healthz, /readyz
+# scripts/cluster: a 3-node RabbitMQ cluster; node N (1-3) uses BASE+N of each range.
+HERALD_CLUSTER_AMQP_BASE="${HERALD_CLUSTER_AMQP_BASE:-5680}"      # AMQP 5681-5683
+HERALD_CLUSTER_DIST_BASE="${HERALD_CLUSTER_DIST_BASE:-25680}"     # Erlang dist 25681-25683
+HERALD_CLUSTER_MGMT_BASE="${HERALD_CLUSTER_MGMT_BASE:-15680}"     # management 15681-15683 (optional)
+HERALD_CLUSTER_HTTP_PORT="${HERALD_CLUSTER_HTTP_PORT:-18090}"     # the cluster test's gateway
+# scripts/container-smoke: host ports the compose stack publishes (compose.yaml reads the same names).
+HERALD_SMOKE_API_PORT="${HERALD_SMOKE_API_PORT:-18080}"           # the API (edge proxy in front of the gateways)
+HERALD_SMOKE_PG_PORT="${HERALD_SMOKE_PG_PORT:-18032}"             # the stack's PostgreSQL
+HERALD_SMOKE_AMQP_MGMT_PORT="${HERALD_SMOKE_AMQP_MGMT_PORT:-18072}" # the stack's RabbitMQ management
 
 # Enable RabbitMQ's management plugin (UI + HTTP API on $HERALD_AMQP_MGMT_PORT)? It adds ~3 s to
 # a cold start and ~50 MB of memory, so it is on for developers and off in CI.
@@ -39,7 +49,9 @@ HERALD_AMQP_URL="${HERALD_AMQP_URL:-amqp://guest:guest@127.0.0.1:$HERALD_AMQP_PO
 
 export HERALD_ROOT HERALD_RUN_DIR HERALD_CONFIG_DIR \
   HERALD_PG_PORT HERALD_AMQP_PORT HERALD_AMQP_DIST_PORT HERALD_AMQP_MGMT_PORT HERALD_EPMD_PORT \
-  HERALD_HTTP_PORT HERALD_SINK_PORT HERALD_RABBITMQ_MANAGEMENT \
+  HERALD_HTTP_PORT HERALD_SINK_PORT HERALD_WORKER_MANAGEMENT_PORT HERALD_RABBITMQ_MANAGEMENT \
+  HERALD_CLUSTER_AMQP_BASE HERALD_CLUSTER_DIST_BASE HERALD_CLUSTER_MGMT_BASE HERALD_CLUSTER_HTTP_PORT \
+  HERALD_SMOKE_API_PORT HERALD_SMOKE_PG_PORT HERALD_SMOKE_AMQP_MGMT_PORT \
   HERALD_POSTGRES_URL HERALD_TEST_POSTGRES_URL HERALD_AMQP_URL
 
 # --- toolchain --------------------------------------------------------------------------------
