@@ -53,27 +53,3 @@ import Testing
         }
     }
 }
-
-@Suite struct TraceContextTests {
-    @Test func aValidTraceparentIsContinued() throws {
-        let received = try #require(TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
-        let child = received.child()
-        #expect(child.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
-        #expect(child.spanID != received.spanID)
-        #expect(child.traceparent.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-"))
-    }
-
-    @Test(arguments: [
-        "", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
-    ])
-    func anInvalidOneIsNot(text: String) {
-        #expect(TraceContext(traceparent: text) == nil)
-    }
-
-    @Test func aNewTraceIsWellFormed() throws {
-        let trace = TraceContext.random()
-        #expect(TraceContext(traceparent: trace.traceparent) == trace)
-    }
-}
