@@ -52,4 +52,19 @@ import Testing
             try AlertmanagerWebhook.notification(from: ["status": "odd", "alerts": []], routing: routing)
         }
     }
+
+    /// A group with alerts about the operators' channel and others: only the others are sent.
+    @Test func aMixedGroupSendsOnlyTheAlertsAboutOtherChannels() throws {
+        let payload = try JSONParser.parse(Array("""
+            {"status": "firing", "groupKey": "g", "alerts": [
+              {"status": "firing", "labels": {"alertname": "HeraldDeadLettersGrowing", "channel": "ops-email"}, "startsAt": "2026-12-02T10:00:00Z"},
+              {"status": "firing", "labels": {"alertname": "HeraldDeadLettersGrowing", "channel": "sms"}, "startsAt": "2026-12-02T10:00:00Z"}]}
+            """.utf8))
+        let converted = try AlertmanagerWebhook.notification(from: payload, routing: routing)
+        #expect(converted.dropped == 1)
+        let text = try #require(converted.request?.value(atPath: "message.text")?.stringValue)
+        #expect(text.contains("channel=sms"))
+        #expect(!text.contains("channel=ops-email"))
+        #expect(converted.request?.value(atPath: "message.subject") == "[FIRING:1] HeraldDeadLettersGrowing")
+    }
 }
