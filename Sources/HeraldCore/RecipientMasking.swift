@@ -8,7 +8,8 @@ extension RecipientField {
     ///
     /// - email `jane.doe@example.com` → `j***@example.com`
     /// - phone `+15551234567` → `+1*********67`
-    /// - url `https://hooks.example.com/T0/B0/secret` → `https://hooks.example.com/…`
+    /// - url `https://hooks.example.com/T0/B0/secret` → `https://hooks.example.com/…`; a Web Push
+    ///   subscription's endpoint (a capability URL too) the same way
     /// - anything else (device tokens, chat ids) → at most its first 4 characters, then `…`
     public func masked(_ value: String) -> String {
         switch format {
@@ -18,7 +19,7 @@ extension RecipientField {
         case .phone:
             guard value.count > 6 else { return String(repeating: "*", count: value.count) }
             return "\(value.prefix(2))\(String(repeating: "*", count: value.count - 4))\(value.suffix(2))"
-        case .url:
+        case .url, .webPushSubscription:
             guard let scheme = value.range(of: "://") else { return Self.prefixMasked(value) }
             let rest = value[scheme.upperBound...]
             let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }

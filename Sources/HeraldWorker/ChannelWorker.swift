@@ -96,7 +96,8 @@ final class ChannelWorker: Service, Sendable {
             consumer.reject(message.deliveryTag, requeue: true)
             return
         }
-        if let recipient = job.to[channel.recipient.name]?.stringValue {
+        // A Web Push subscription is an object: its endpoint stands for it.
+        if let recipient = job.to[channel.recipient.name]?.stringValue ?? job.to[channel.recipient.name]?["endpoint"]?.stringValue {
             logger[metadataKey: "herald.recipient"] = "\(channel.recipient.masked(recipient))"
         }
         // An outcome this process could not record before: record it now instead of sending again.
