@@ -143,7 +143,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
             ],
+            // The OpenAPI document is compiled into the binary: every deployment serves the one
+            // describing the code it runs.
+            resources: [.embedInCode("openapi.yaml")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -157,10 +161,22 @@ let package = Package(
                 "HeraldConfig",
                 "HeraldProviders",
                 "HeraldEngine",
+                "HeraldFilter",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The formats operators read: ECS JSON log lines, the Prometheus exposition with help texts.
+        .target(
+            name: "HeraldObservability",
+            dependencies: [
+                "HeraldCore", "HeraldFilter",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
         ),
@@ -168,6 +184,8 @@ let package = Package(
             name: "HeraldCLI",
             dependencies: [
                 "HeraldCore",
+                "HeraldMessaging",
+                "HeraldObservability",
                 "HeraldStore",
                 "HeraldGateway",
                 "HeraldWorker",
@@ -205,7 +223,7 @@ let package = Package(
         .testTarget(
             name: "HeraldEngineTests",
             dependencies: [
-                "HeraldEngine", "HeraldCore", "HeraldConfig", "HeraldFilter", "HeraldMessaging", "HeraldStore",
+                "HeraldEngine", "HeraldCore", "HeraldConfig", "HeraldFilter", "HeraldMessaging", "HeraldStore", "HeraldBroker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -245,7 +263,22 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldWorkerTests",
-            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime"],
+            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldObservabilityTests",
+            dependencies: [
+                "HeraldObservability", "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldGatewayTests",
+            dependencies: ["HeraldGateway", "HeraldCore", "HeraldStore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -189,7 +189,7 @@ public struct ConfigLoader: Sendable {
             if let value = channel["recipient_format"] {
                 value.string("recipient_format").flatMap { text in
                     RecipientField.Format(rawValue: text) ?? {
-                        value.error("recipient_format must be one of: any, email, phone, url")
+                        value.error("recipient_format must be one of: any, email, phone, url, web_push_subscription")
                         return nil
                     }()
                 }
@@ -265,6 +265,7 @@ public struct ConfigLoader: Sendable {
         if field == "email" || field.hasSuffix("_email") { return .email }
         if field == "phone" || field.hasSuffix("_phone") { return .phone }
         if field.hasSuffix("_url") { return .url }
+        if field == "web_push" || field.hasSuffix("push_subscription") { return .webPushSubscription }
         return .any
     }
 
@@ -273,6 +274,7 @@ public struct ConfigLoader: Sendable {
         case .email: .email
         case .phone: .sms
         case .url: .webhook
+        case .webPushSubscription: .push
         case .any: field.contains("push") || field.contains("token") ? .push : .chat
         }
     }

@@ -15,11 +15,12 @@ enum ProviderParser {
         switch kindText?.string("kind") {
         case "http"?: return parseHTTP(item)
         case "smtp"?: return parseSMTP(item)
+        case "web_push"?: return parseWebPush(item)
         case let other?:
-            kindText?.error("provider kind must be 'http' or 'smtp', not '\(other)'")
+            kindText?.error("provider kind must be 'http', 'smtp' or 'web_push', not '\(other)'")
             return nil
         case nil:
-            item.error("missing required key 'kind' in a provider (http or smtp)")
+            item.error("missing required key 'kind' in a provider (http, smtp or web_push)")
             return nil
         }
     }

@@ -23,6 +23,7 @@ public struct ProviderSpec: Sendable, Hashable {
     public enum Transport: Sendable, Hashable {
         case http(HTTPProviderSpec)
         case smtp(SMTPProviderSpec)
+        case webPush(WebPushProviderSpec)
     }
 
     public init(name: String, transport: Transport) {

@@ -7,7 +7,7 @@ extension ProviderClient {
     /// The SMTP submission it would make (secrets resolved), for previews and tests; smtp providers only.
     public func buildMail(for job: DeliveryJob, recipientField: String = "email", now: Date) throws -> SMTPRequest {
         guard case .smtp(let smtp) = transport else {
-            throw ProviderFailure.permanent("provider \(name) is an http provider, not smtp")
+            throw ProviderFailure.permanent("provider \(name) is not an smtp provider")
         }
         return try buildSMTPRequest(smtp, job: job, recipientField: recipientField, now: now)
     }

@@ -117,8 +117,9 @@ struct ProviderContractTests {
     @Test func everyShippedChannelSendsOneValidRequestToItsProvider() async throws {
         try await ProviderHarness.with { harness in
             let cases = Self.cases(standin: harness.standin.baseURL)
-            // Every shipped channel has a case here (and SMTP below): a new channel file needs one.
-            #expect(Set(cases.map(\.channel) + ["email"]) == Set(harness.shippedChannels))
+            // Every shipped channel has a case here (and SMTP below; web-push in WebPushIntegrationTests):
+            // a new channel file needs one.
+            #expect(Set(cases.map(\.channel) + ["email", "web-push"]) == Set(harness.shippedChannels))
 
             var ids: [String: String] = [:]
             for item in cases {
@@ -207,6 +208,8 @@ struct Record: Sendable {
     var violations: [String]
     var status: Int
     var response: JSONValue?
+    /// A Web Push payload as the stand-in decrypted it (http_ece).
+    var decrypted: String?
 
     init(_ value: JSONValue) {
         provider = value["provider"]?.stringValue ?? ""
@@ -218,6 +221,7 @@ struct Record: Sendable {
         violations = value["violations"]?.arrayValue?.compactMap(\.stringValue) ?? []
         if case .integer(let code)? = value["status"] { status = Int(code) } else { status = 0 }
         response = value["response"]?.stringValue.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+        decrypted = value["decrypted"]?.stringValue
     }
 
     var json: JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(body.utf8)) }
@@ -261,8 +265,12 @@ struct ProviderHarness: Sendable {
     }
 
     func post(channel: String, to: [String: String]) async throws -> String {
+        try await post(channel: channel, to: to.mapValues { .string($0) })
+    }
+
+    func post(channel: String, to: [String: JSONValue]) async throws -> String {
         var request: [String: JSONValue] = [
-            "channel": .string("\(channel)-\(suffix)"), "to": .object(to.mapValues { .string($0) }),
+            "channel": .string("\(channel)-\(suffix)"), "to": .object(to),
             "message": ["subject": .string(ProviderContractTests.hostileSubject), "text": .string(ProviderContractTests.hostileText)],
         ]
         request["metadata"] = ["test": "provider-contract"]
@@ -325,6 +333,7 @@ struct ProviderHarness: Sendable {
 
         // Keys the providers' auth needs, and what the stand-in verifies them with.
         let apnsKey = P256.Signing.PrivateKey()
+        let vapidKey = P256.Signing.PrivateKey()
         let googleKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         let webhookSecret = "whsec_" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
         let serviceAccount: JSONValue = [
@@ -338,6 +347,7 @@ struct ProviderHarness: Sendable {
                      "topic": "dev.herald.itest"],
             "google": ["public_key_pem": .string(googleKey.publicKey.pemRepresentation),
                        "client_email": "herald@herald-itest.iam.gserviceaccount.com"],
+            "webpush": ["vapid_public_key": .string(Base64URL.encode(vapidKey.publicKey.x963Representation))],
         ])
         let secrets: [String: String] = [
             "WEBHOOK_SECRET": webhookSecret,
@@ -354,6 +364,7 @@ struct ProviderHarness: Sendable {
             "TELEGRAM_BOT_TOKEN": "7654321:AAE-itest_bot-token",
             "SLACK_BOT_TOKEN": "xoxb-itest", "MATRIX_ACCESS_TOKEN": "syt_itest",
             "WHATSAPP_PHONE_NUMBER_ID": "106540352242922", "WHATSAPP_ACCESS_TOKEN": "EAAitest",
+            "WEB_PUSH_VAPID_PRIVATE_KEY": vapidKey.pemRepresentation, "WEB_PUSH_VAPID_SUBJECT": "mailto:push@herald.example",
         ]
 
         // The shipped configuration, pointed at the stand-ins, channel names made unique to this run.
@@ -535,6 +546,11 @@ final class StandinProcess: Sendable {
 
     func expect(_ expectations: JSONValue) async throws {
         _ = try await call("POST", "/_expect", expectations)
+    }
+
+    /// A new Web Push subscription (`{endpoint, keys: {p256dh, auth}}`) whose private key the stand-in keeps.
+    func subscribe() async throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: try await call("POST", "/_webpush_subscribe", [:]))
     }
 }
 
