@@ -154,7 +154,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
             ],
+            // The OpenAPI document is compiled into the binary: every deployment serves the one
+            // describing the code it runs.
+            resources: [.embedInCode("openapi.yaml")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -168,10 +172,22 @@ let package = Package(
                 "HeraldConfig",
                 "HeraldProviders",
                 "HeraldEngine",
+                "HeraldFilter",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The formats operators read: ECS JSON log lines, the Prometheus exposition with help texts.
+        .target(
+            name: "HeraldObservability",
+            dependencies: [
+                "HeraldCore", "HeraldFilter",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
         ),
@@ -179,6 +195,8 @@ let package = Package(
             name: "HeraldCLI",
             dependencies: [
                 "HeraldCore",
+                "HeraldMessaging",
+                "HeraldObservability",
                 "HeraldStore",
                 "HeraldGateway",
                 "HeraldWorker",
@@ -216,7 +234,7 @@ let package = Package(
         .testTarget(
             name: "HeraldEngineTests",
             dependencies: [
-                "HeraldEngine", "HeraldCore", "HeraldConfig", "HeraldFilter", "HeraldMessaging", "HeraldStore",
+                "HeraldEngine", "HeraldCore", "HeraldConfig", "HeraldFilter", "HeraldMessaging", "HeraldStore", "HeraldBroker",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -261,7 +279,22 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldWorkerTests",
-            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime"],
+            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldObservabilityTests",
+            dependencies: [
+                "HeraldObservability", "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldGatewayTests",
+            dependencies: ["HeraldGateway", "HeraldCore", "HeraldStore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

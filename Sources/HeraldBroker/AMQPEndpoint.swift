@@ -131,6 +131,37 @@ public struct AMQPEndpoint: Sendable, Hashable, CustomStringConvertible {
         )
     }
 
+    /// Parses the nodes of one RabbitMQ cluster: AMQP URLs separated by commas (spaces around them
+    /// are ignored), each as `init(url:)` reads it, e.g.
+    /// `amqp://herald:pw@rabbit-1:5672/,amqp://herald:pw@rabbit-2:5672/`. A comma inside a user name
+    /// or password must be percent-encoded (`%2C`). Throws `invalidURL` naming the entry for an
+    /// empty list, an empty entry, a bad URL, or a node listed twice.
+    public static func list(urls: String) throws(BrokerError) -> [AMQPEndpoint] {
+        func invalid(_ reason: String) -> BrokerError {
+            BrokerError(code: .invalidURL, message: "invalid AMQP URL list: \(reason)", isRetriable: false)
+        }
+        let blank: Set<Character> = [" ", "\t", "\n", "\r"]
+        let entries = urls.split(separator: ",", omittingEmptySubsequences: false).map { entry in
+            entry.drop(while: blank.contains).reversed().drop(while: blank.contains).reversed()
+        }.map { String($0) }
+        if entries.count == 1 && entries[0].isEmpty { throw invalid("no URL given") }
+        var endpoints: [AMQPEndpoint] = []
+        for (position, entry) in entries.enumerated() {
+            guard !entry.isEmpty else { throw invalid("entry \(position + 1) of \(entries.count) is empty") }
+            let endpoint: AMQPEndpoint
+            do throws(BrokerError) {
+                endpoint = try AMQPEndpoint(url: entry)
+            } catch {
+                throw invalid("entry \(position + 1): \(error.message)")
+            }
+            if endpoints.contains(where: { $0.host == endpoint.host && $0.port == endpoint.port }) {
+                throw invalid("entry \(position + 1) names \(endpoint.host):\(endpoint.port) again")
+            }
+            endpoints.append(endpoint)
+        }
+        return endpoints
+    }
+
     /// The endpoint without the password, safe to log.
     public var description: String {
         let hostPart = host.contains(":") ? "[\(host)]" : host

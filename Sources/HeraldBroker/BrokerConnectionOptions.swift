@@ -6,7 +6,8 @@ public struct BrokerConnectionOptions: Sendable, Hashable {
     public var connectTimeout: Duration
     /// Bound for declarations and other broker RPCs. Default 30 s.
     public var rpcTimeout: Duration
-    /// First delay before reconnecting. Default 100 ms; doubles per failed attempt.
+    /// First delay before reconnecting. Default 100 ms; doubles per failed attempt (with several
+    /// endpoints: per round in which every one failed; the next node is tried at once).
     public var reconnectInitialDelay: Duration
     /// Cap of the reconnect delay. Default 10 s.
     public var reconnectMaximumDelay: Duration
@@ -41,6 +42,10 @@ public struct BrokerConnectionOptions: Sendable, Hashable {
 
     func makeBackoff() -> ReconnectBackoff {
         ReconnectBackoff(initial: reconnectInitialDelay, maximum: reconnectMaximumDelay)
+    }
+
+    func makeRotation(_ endpoints: [AMQPEndpoint]) -> EndpointRotation {
+        EndpointRotation(endpoints: endpoints, backoff: makeBackoff())
     }
 
     static func milliseconds(_ d: Duration) -> Int32 {

@@ -18,7 +18,7 @@ public final class BrokerConsumer: Service, Sendable {
     typealias Waiter = CheckedContinuation<IncomingMessage?, any Error>
     private typealias StateMachine = ConsumerStateMachine<Waiter>
 
-    private let endpoint: AMQPEndpoint
+    private let endpoints: [AMQPEndpoint]
     private let queue: String
     private let prefetch: UInt16
     private let topology: Topology
@@ -35,14 +35,25 @@ public final class BrokerConsumer: Service, Sendable {
         self.init(endpoint: endpoint, queue: queue, prefetch: prefetch, topology: topology, options: .init(), logger: logger)
     }
 
-    public init(endpoint: AMQPEndpoint, queue: String, prefetch: UInt16, topology: Topology = .init(), options: BrokerConnectionOptions, logger: Logger) {
-        self.endpoint = endpoint
+    public convenience init(
+        endpoint: AMQPEndpoint, queue: String, prefetch: UInt16, topology: Topology = .init(), options: BrokerConnectionOptions, logger: Logger
+    ) {
+        self.init(endpoints: [endpoint], queue: queue, prefetch: prefetch, topology: topology, options: options, logger: logger)
+    }
+
+    /// - Parameter endpoints: the nodes of one RabbitMQ cluster, tried in turn (`EndpointRotation`):
+    ///   a lost connection moves to the next node at once. Must not be empty.
+    public init(
+        endpoints: [AMQPEndpoint], queue: String, prefetch: UInt16, topology: Topology = .init(),
+        options: BrokerConnectionOptions = .init(), logger: Logger
+    ) {
+        precondition(!endpoints.isEmpty, "BrokerConsumer needs at least one endpoint")
+        self.endpoints = endpoints
         self.queue = queue
         self.prefetch = max(1, prefetch)
         self.topology = topology
         self.options = options
         var logger = logger
-        logger[metadataKey: "amqp.endpoint"] = "\(endpoint)"
         logger[metadataKey: "amqp.role"] = "consumer"
         logger[metadataKey: "amqp.queue"] = "\(queue)"
         self.logger = logger
@@ -128,10 +139,11 @@ public final class BrokerConsumer: Service, Sendable {
     }
 
     private func connectionThread() {
-        var backoff = options.makeBackoff()
+        var rotation = options.makeRotation(endpoints)
         var attempt = 0
         while !isShuttingDown {
             attempt += 1
+            let endpoint = rotation.current
             do throws(BrokerError) {
                 let connection = try AMQPConnection(options.connectionSettings(endpoint: endpoint, role: "consumer \(queue)"))
                 let consumerTag: String
@@ -146,9 +158,9 @@ public final class BrokerConsumer: Service, Sendable {
                 }
                 let generation = state.withLock { $0.connected() }
                 logger.info("AMQP consumer connected", metadata: [
-                    "amqp.attempt": "\(attempt)", "amqp.generation": "\(generation)", "amqp.prefetch": "\(prefetch)",
+                    "amqp.endpoint": "\(endpoint)", "amqp.attempt": "\(attempt)", "amqp.generation": "\(generation)", "amqp.prefetch": "\(prefetch)",
                 ])
-                backoff.reset()
+                rotation.connected()
                 attempt = 0
 
                 let end = serve(connection, generation: generation, consumerTag: consumerTag)
@@ -158,15 +170,17 @@ public final class BrokerConsumer: Service, Sendable {
                     logger.info("AMQP consumer closed")
                 case .failed(let error):
                     if error.code == .channelClosed { connection.close() } else { connection.abandon() }
-                    logger.info("AMQP consumer connection lost", metadata: ["error": "\(error)"])
+                    logger.info("AMQP consumer connection lost", metadata: ["amqp.endpoint": "\(endpoint)", "error": "\(error)"])
                 }
             } catch {
                 state.withLock { $0.connectionLost() }
                 let level: Logger.Level = attempt == 1 || attempt % 10 == 0 ? .info : .debug
-                logger.log(level: level, "AMQP consumer cannot connect", metadata: ["error": "\(error)", "amqp.attempt": "\(attempt)"])
+                logger.log(level: level, "AMQP consumer cannot connect", metadata: [
+                    "amqp.endpoint": "\(endpoint)", "error": "\(error)", "amqp.attempt": "\(attempt)",
+                ])
             }
             if isShuttingDown { break }
-            guard sleepBeforeReconnect(backoff.nextDelay()) else { break }
+            guard sleepBeforeReconnect(rotation.failed()) else { break }
         }
         for waiter in state.withLock({ $0.finish() }) {
             waiter.resume(returning: nil)

@@ -17,7 +17,7 @@ public final class BrokerPublisher: Service, Sendable {
     typealias Waiter = CheckedContinuation<Void, any Error>
     private typealias StateMachine = PublisherStateMachine<Waiter>
 
-    private let endpoint: AMQPEndpoint
+    private let endpoints: [AMQPEndpoint]
     private let options: BrokerConnectionOptions
     private let logger: Logger
     private let state: Mutex<StateMachine>
@@ -30,11 +30,17 @@ public final class BrokerPublisher: Service, Sendable {
         self.init(endpoint: endpoint, topology: topology, options: .init(), logger: logger)
     }
 
-    public init(endpoint: AMQPEndpoint, topology: Topology = .init(), options: BrokerConnectionOptions, logger: Logger) {
-        self.endpoint = endpoint
+    public convenience init(endpoint: AMQPEndpoint, topology: Topology = .init(), options: BrokerConnectionOptions, logger: Logger) {
+        self.init(endpoints: [endpoint], topology: topology, options: options, logger: logger)
+    }
+
+    /// - Parameter endpoints: the nodes of one RabbitMQ cluster, tried in turn (`EndpointRotation`):
+    ///   a lost connection moves to the next node at once. Must not be empty.
+    public init(endpoints: [AMQPEndpoint], topology: Topology = .init(), options: BrokerConnectionOptions = .init(), logger: Logger) {
+        precondition(!endpoints.isEmpty, "BrokerPublisher needs at least one endpoint")
+        self.endpoints = endpoints
         self.options = options
         var logger = logger
-        logger[metadataKey: "amqp.endpoint"] = "\(endpoint)"
         logger[metadataKey: "amqp.role"] = "publisher"
         self.logger = logger
         self.state = Mutex(StateMachine(topology: topology))
@@ -121,10 +127,11 @@ public final class BrokerPublisher: Service, Sendable {
     }
 
     private func connectionThread() {
-        var backoff = options.makeBackoff()
+        var rotation = options.makeRotation(endpoints)
         var attempt = 0
         while !isShuttingDown {
             attempt += 1
+            let endpoint = rotation.current
             do throws(BrokerError) {
                 let connection = try AMQPConnection(options.connectionSettings(endpoint: endpoint, role: "publisher"))
                 do throws(BrokerError) {
@@ -136,8 +143,10 @@ public final class BrokerPublisher: Service, Sendable {
                     throw error
                 }
                 state.withLock { $0.connected() }
-                logger.info("AMQP publisher connected", metadata: ["amqp.attempt": "\(attempt)", "amqp.heartbeat": "\(connection.heartbeatSeconds)"])
-                backoff.reset()
+                logger.info("AMQP publisher connected", metadata: [
+                    "amqp.endpoint": "\(endpoint)", "amqp.attempt": "\(attempt)", "amqp.heartbeat": "\(connection.heartbeatSeconds)",
+                ])
+                rotation.connected()
                 attempt = 0
 
                 var tracker = ConfirmTracker()
@@ -156,15 +165,19 @@ public final class BrokerPublisher: Service, Sendable {
                         message: "connection lost before the broker confirmed the publish: \(error.message)",
                         isRetriable: true
                     ))
-                    logger.info("AMQP publisher connection lost", metadata: ["error": "\(error)", "amqp.unconfirmedBatches": "\(lost.count)"])
+                    logger.info("AMQP publisher connection lost", metadata: [
+                        "amqp.endpoint": "\(endpoint)", "error": "\(error)", "amqp.unconfirmedBatches": "\(lost.count)",
+                    ])
                 }
             } catch {
                 state.withLock { $0.disconnected() }
                 let level: Logger.Level = attempt == 1 || attempt % 10 == 0 ? .info : .debug
-                logger.log(level: level, "AMQP publisher cannot connect", metadata: ["error": "\(error)", "amqp.attempt": "\(attempt)"])
+                logger.log(level: level, "AMQP publisher cannot connect", metadata: [
+                    "amqp.endpoint": "\(endpoint)", "error": "\(error)", "amqp.attempt": "\(attempt)",
+                ])
             }
             if isShuttingDown { break }
-            guard sleepBeforeReconnect(backoff.nextDelay()) else { break }
+            guard sleepBeforeReconnect(rotation.failed()) else { break }
         }
         for waiter in state.withLock({ $0.finish() }) {
             waiter.resume(throwing: BrokerError.shutdown("the publisher shut down before this was sent"))

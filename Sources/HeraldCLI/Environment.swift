@@ -1,6 +1,9 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldGateway
+import HeraldMessaging
+import HeraldObservability
 import HeraldProviders
 import Logging
 import Metrics
@@ -15,14 +18,49 @@ struct HeraldEnvironment {
     }
 
     var postgresURL: String { values["HERALD_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:15432/herald" }
+    /// One AMQP URL, or the nodes of one RabbitMQ cluster separated by commas.
     var amqpURL: String { values["HERALD_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/" }
+    /// `HERALD_AMQP_QUEUE_TYPE`: `classic` (default, one node) or `quorum` (a cluster).
+    func queueType() throws -> DeliveryTopology.QueueType {
+        guard let setting = values["HERALD_AMQP_QUEUE_TYPE"], !setting.isEmpty else { return .classic }
+        guard let type = DeliveryTopology.QueueType(setting: setting) else {
+            throw InvalidSetting(
+                name: "HERALD_AMQP_QUEUE_TYPE", value: setting,
+                expected: DeliveryTopology.QueueType.allCases.map(\.rawValue).joined(separator: " or "))
+        }
+        return type
+    }
     var httpHost: String { values["HERALD_HTTP_HOST"] ?? "127.0.0.1" }
     var httpPort: Int { values["HERALD_HTTP_PORT"].flatMap(Int.init) ?? 8080 }
     /// Serve `/metrics` on its own port (e.g. for a management network); unset: on the API port.
     var metricsPort: Int? { values["HERALD_METRICS_PORT"].flatMap(Int.init) }
     var metricsHost: String { values["HERALD_METRICS_HOST"] ?? httpHost }
+    /// A worker's management port (`/metrics`, `/healthz`, `/readyz`); unset: a free port, logged.
+    var managementPort: Int { values["HERALD_MANAGEMENT_PORT"].flatMap(Int.init) ?? 0 }
+    var managementHost: String { values["HERALD_MANAGEMENT_HOST"] ?? httpHost }
+    /// `HERALD_QUEUE_SAMPLE_INTERVAL`: seconds between reads of the channel queues' depth from the
+    /// broker (default 15; 0 turns them off).
+    func queueSampleInterval() throws -> Duration? {
+        guard let text = values["HERALD_QUEUE_SAMPLE_INTERVAL"], !text.isEmpty else { return .seconds(15) }
+        guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
+            throw InvalidSetting(name: "HERALD_QUEUE_SAMPLE_INTERVAL", value: text, expected: "seconds from 0 (off) to 86400")
+        }
+        return seconds == 0 ? nil : .milliseconds(Int64(seconds * 1000))
+    }
+    /// The level of a successful attempt's log line (`info` unless set; failures are warning/error).
+    var attemptLogLevel: Logger.Level { values["HERALD_ATTEMPT_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
     /// Requests a second per API key that has no rate of its own.
     var apiRateLimit: Int { values["HERALD_API_RATE_LIMIT"].flatMap(Int.init) ?? 1000 }
+    /// `HERALD_ALERT_CHANNEL` + `HERALD_ALERT_TO` (a JSON object): where Alertmanager's alerts go.
+    func alertRouting() throws -> AlertRouting? {
+        guard let channel = values["HERALD_ALERT_CHANNEL"], !channel.isEmpty else { return nil }
+        let text = values["HERALD_ALERT_TO"] ?? ""
+        guard case .object(let to)? = try? JSONParser.parse(Array(text.utf8)) else {
+            throw InvalidSetting(
+                name: "HERALD_ALERT_TO", value: text, expected: #"a JSON object with the alert channel's recipient, e.g. {"email": "ops@example.com"}"#)
+        }
+        return AlertRouting(channel: channel, to: to)
+    }
     var webhookSecret: String? { values["HERALD_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 } }
     var allowPrivateTargets: Bool { ["1", "true", "yes"].contains(values["HERALD_ALLOW_PRIVATE_TARGETS"]?.lowercased() ?? "") }
     var logLevel: Logger.Level { values["HERALD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
@@ -60,7 +98,7 @@ struct HeraldEnvironment {
         let level = logLevel
         let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = json ? JSONLogHandler(label: label, service: "herald-\(role)") : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
@@ -72,12 +110,13 @@ struct HeraldEnvironment {
     }
 }
 
-extension PrometheusCollectorRegistry {
-    func exposition() -> String {
-        var buffer: [UInt8] = []
-        emit(into: &buffer)
-        return String(decoding: buffer, as: UTF8.self)
-    }
+
+/// An environment variable with a value Herald can't use; stops the process before anything starts.
+struct InvalidSetting: Error, CustomStringConvertible {
+    var name: String
+    var value: String
+    var expected: String
+    var description: String { "\(name)=\(value) is not valid: expected \(expected)" }
 }
 
 struct ConfigurationRefused: Error, CustomStringConvertible {

@@ -10,7 +10,10 @@ struct SinkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sink", abstract: "Run a local webhook receiver (examples, load tests).")
 
-    @Option(help: "Port to listen on (127.0.0.1).")
+    @Option(help: "Address to listen on (0.0.0.0 in a container).")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port to listen on.")
     var port: Int = 9099
 
     @Option(help: "Answer 500 to this many requests first.")
@@ -40,7 +43,7 @@ struct SinkCommand: AsyncParsableCommand {
         }
         router.get("/stats") { _, _ in "{\"received\": \(received.withLock { $0 })}\n" }
         let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "herald-sink"),
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "herald-sink"),
             logger: logger)
         try await app.runService()
     }

@@ -9,6 +9,8 @@ public struct DeliveryPlan: Sendable, Hashable {
     /// The rule that chose the channels; nil when the request named them.
     public var rule: String?
     public var messages: [String: MessageContent]
+    /// Per channel, the template locale its message was rendered in (none for inline messages).
+    public var locales: [String: String] = [:]
 }
 
 extension ConfigSnapshot {
@@ -47,6 +49,7 @@ extension ConfigSnapshot {
             }
         }
         var messages: [String: MessageContent] = [:]
+        var renderedLocales: [String: String] = [:]
         for channelName in channels {
             guard let channel = registry[channelName] else { continue }
             guard let templateID = request.template else {
@@ -69,10 +72,13 @@ extension ConfigSnapshot {
             do {
                 messages[channelName] = try template.render(
                     category: channel.category, locale: request.to["locale"]?.stringValue, context: context)
+                renderedLocales[channelName] = template.renderedLocale(
+                    category: channel.category, locale: request.to["locale"]?.stringValue)
             } catch {
                 return .failure(.init(errors: [FieldError(field: "template", message: "\(error) for channel '\(channelName)'")]))
             }
         }
-        return .success(DeliveryPlan(channels: channels, strategy: strategy, rule: ruleName, messages: messages))
+        return .success(DeliveryPlan(
+            channels: channels, strategy: strategy, rule: ruleName, messages: messages, locales: renderedLocales))
     }
 }

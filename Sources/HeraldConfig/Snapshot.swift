@@ -99,10 +99,16 @@ public struct MessageTemplate: Sendable {
         return defaultLocale
     }
 
+    /// The locale whose parts `render` uses for `category`: the best match for `requested`, or the
+    /// default locale when that one has no part for the category. Stored with each delivery.
+    public func renderedLocale(category: ChannelCategory, locale requested: String?) -> String {
+        let locale = locale(for: requested)
+        return locales[locale]?[category] != nil ? locale : defaultLocale
+    }
+
     /// The parts `render` would use.
     public func parts(category: ChannelCategory, locale requested: String?) -> TemplateParts? {
-        let locale = locale(for: requested)
-        return locales[locale]?[category] ?? locales[defaultLocale]?[category]
+        locales[renderedLocale(category: category, locale: requested)]?[category]
     }
 
     /// The names the parts for `category` read that `context` lacks (`data.first_name`).
@@ -123,9 +129,9 @@ public struct MessageTemplate: Sendable {
     public func render(
         category: ChannelCategory, locale requested: String?, context: RenderContext
     ) throws(TemplateRenderError) -> MessageContent {
-        let locale = locale(for: requested)
-        guard let parts = locales[locale]?[category] ?? locales[defaultLocale]?[category] else {
-            throw TemplateRenderError(description: "template '\(id)' has no '\(category.rawValue)' part (locale \(locale))")
+        guard let parts = parts(category: category, locale: requested) else {
+            throw TemplateRenderError(
+                description: "template '\(id)' has no '\(category.rawValue)' part (locale \(locale(for: requested)))")
         }
         return MessageContent(
             subject: parts.subject?.render(context), text: parts.text?.render(context), html: parts.html?.render(context),

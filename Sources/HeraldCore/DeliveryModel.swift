@@ -185,14 +185,20 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
     public var fallbackIDs: [UUID]
     /// Not attempted after this instant: the delivery ends `expired`.
     public var expiresAt: Date?
+    /// The template locale `message` was rendered in; nil for an inline message.
+    public var locale: String?
+    /// The W3C `traceparent` of the request that created it: the worker logs its trace id and sends
+    /// it on to the provider.
+    public var traceparent: String?
 
     public init(
         deliveryID: UUID, notificationID: UUID, channel: String, attempt: Int,
         to: [String: JSONValue], message: MessageContent, data: JSONValue = .object([:]), metadata: JSONValue,
         acceptedAt: Date, configVersion: String = "", fallbackIDs: [UUID] = [], expiresAt: Date? = nil,
-        tenant: String = Tenant.default
+        tenant: String = Tenant.default, locale: String? = nil
     ) {
         self.tenant = tenant
+        self.locale = locale
         self.data = data
         self.configVersion = configVersion
         self.fallbackIDs = fallbackIDs
@@ -210,7 +216,7 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey {
         case deliveryID = "delivery_id", notificationID = "notification_id", channel, attempt, to, message, data,
             metadata, acceptedAt = "accepted_at", configVersion = "config_version", fallbackIDs = "fallback_ids",
-            expiresAt = "expires_at", tenant
+            expiresAt = "expires_at", tenant, locale, traceparent
     }
 
     public init(from decoder: any Decoder) throws {
@@ -228,6 +234,8 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
         fallbackIDs = try container.decodeIfPresent([UUID].self, forKey: .fallbackIDs) ?? []
         expiresAt = try container.decodeIfPresent(Date.self, forKey: .expiresAt)
         tenant = try container.decodeIfPresent(String.self, forKey: .tenant) ?? Tenant.default
+        locale = try container.decodeIfPresent(String.self, forKey: .locale)
+        traceparent = try container.decodeIfPresent(String.self, forKey: .traceparent)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -245,6 +253,8 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
         if !fallbackIDs.isEmpty { try container.encode(fallbackIDs, forKey: .fallbackIDs) }
         try container.encodeIfPresent(expiresAt, forKey: .expiresAt)
         try container.encode(tenant, forKey: .tenant)
+        try container.encodeIfPresent(locale, forKey: .locale)
+        try container.encodeIfPresent(traceparent, forKey: .traceparent)
     }
 
     /// Everything a template may read (`to`, `message`, `data`, `metadata`, ids).

@@ -30,10 +30,65 @@ public enum Timestamp {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
-    /// Reads an RFC 3339 date-time, with or without fractional seconds, `Z` or a numeric offset.
+    /// Reads an RFC 3339 date-time (`2026-12-01T09:30:00Z`, `2026-12-01t09:30:00.25+01:00`): with or
+    /// without fractional seconds, `Z` or a numeric offset. Strict: every field in its range (no
+    /// `12:99:00`, no 31 April), so what the API accepts is what it means. A leap second (`:60`) is
+    /// read as the last instant of its minute.
     public static func parse(_ text: String) -> Date? {
-        guard text.count <= 40 else { return nil }
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
-        return try? Date.ISO8601FormatStyle().parse(text)
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes.count <= 40 else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for index in range {
+                guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else { return nil }
+                value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        func byte(_ index: Int, _ allowed: String) -> Bool { index < bytes.count && allowed.utf8.contains(bytes[index]) }
+        guard let year = number(0..<4), byte(4, "-"), let month = number(5..<7), byte(7, "-"), let day = number(8..<10),
+            byte(10, "Tt "), let hour = number(11..<13), byte(13, ":"), let minute = number(14..<16), byte(16, ":"),
+            let second = number(17..<19)
+        else { return nil }
+        var index = 19
+        var fraction = 0.0
+        if byte(index, ".") {
+            index += 1
+            var scale = 0.1
+            let start = index
+            while let digit = number(index..<(index + 1)) {
+                fraction += Double(digit) * scale
+                scale /= 10
+                index += 1
+            }
+            guard index > start else { return nil }
+        }
+        var offset = 0
+        if byte(index, "Zz") {
+            index += 1
+        } else if byte(index, "+-") {
+            let sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
+            guard let hours = number((index + 1)..<(index + 3)), byte(index + 3, ":"), let minutes = number((index + 4)..<(index + 6)),
+                hours < 24, minutes < 60
+            else { return nil }
+            offset = sign * (hours * 3600 + minutes * 60)
+            index += 6
+        } else {
+            return nil
+        }
+        guard index == bytes.count, (1...12).contains(month), hour < 24, minute < 60, second <= 60 else { return nil }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        guard (1...daysInMonth).contains(day) else { return nil }
+        // Days from 1970-01-01 to the civil date (Howard Hinnant's days_from_civil).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let seconds = Double(days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset)
+        let leapFraction = second == 60 ? 0.999_999 : fraction
+        return Date(timeIntervalSince1970: seconds + leapFraction)
     }
 }

@@ -27,6 +27,7 @@ public struct ProviderSpec: Sendable, Hashable {
     public enum Transport: Sendable, Hashable {
         case http(HTTPProviderSpec)
         case smtp(SMTPProviderSpec)
+        case webPush(WebPushProviderSpec)
     }
 
     public init(name: String, transport: Transport, sms: SMSProviderSettings? = nil, receipts: ReceiptSpec? = nil) {
@@ -133,10 +134,12 @@ public struct HTTPProviderSpec: Sendable, Hashable {
     public var body: Body?
     public var auth: Auth?
     public var response: ResponseRules
+    /// PEM file of the CAs trusted for this provider's `https://` URL (a private CA); nil: the default.
+    public var caFile: String?
 
     public init(
         method: String, url: TemplateText, headers: [(name: String, value: TemplateText)], body: Body?, auth: Auth?,
-        response: ResponseRules
+        response: ResponseRules, caFile: String? = nil
     ) {
         self.method = method
         self.url = url
@@ -144,12 +147,13 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         self.body = body
         self.auth = auth
         self.response = response
+        self.caFile = caFile
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.method == rhs.method && lhs.url == rhs.url && lhs.headers.map(\.name) == rhs.headers.map(\.name)
             && lhs.headers.map(\.value) == rhs.headers.map(\.value) && lhs.body == rhs.body && lhs.auth == rhs.auth
-            && lhs.response == rhs.response
+            && lhs.response == rhs.response && lhs.caFile == rhs.caFile
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -162,6 +166,7 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         hasher.combine(body)
         hasher.combine(auth)
         hasher.combine(response)
+        hasher.combine(caFile)
     }
 
     public enum Body: Sendable, Hashable {
@@ -307,13 +312,19 @@ public struct SMTPProviderSpec: Sendable, Hashable {
     public var username: TemplateText?
     public var password: TemplateText?
     public var from: TemplateText
+    /// PEM file of the CAs trusted for STARTTLS / `smtps://` (a private CA); nil: the default.
+    public var caFile: String?
 
-    public init(url: TemplateText, startTLS: StartTLS, username: TemplateText?, password: TemplateText?, from: TemplateText) {
+    public init(
+        url: TemplateText, startTLS: StartTLS, username: TemplateText?, password: TemplateText?, from: TemplateText,
+        caFile: String? = nil
+    ) {
         self.url = url
         self.startTLS = startTLS
         self.username = username
         self.password = password
         self.from = from
+        self.caFile = caFile
     }
 }
 

@@ -28,10 +28,13 @@ public struct Principal: Sendable, Hashable {
 public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
+    /// This request's trace (set by `ObservabilityMiddleware`), stored with the deliveries it creates.
+    public var trace: TraceContext?
 
     public init(source: Source) {
         coreContext = .init(source: source)
         principal = nil
+        trace = nil
     }
 
     /// The caller, if its key grants `scope`; else 403 (401 when unauthenticated, which the
@@ -47,50 +50,62 @@ public struct GatewayRequestContext: RequestContext {
     }
 }
 
+/// Where keys are looked up: PostgreSQL (`APIKeyStore`), or anything else in tests.
+public protocol KeyLookup: Sendable {
+    func authenticate(token: String) async throws -> APIKey?
+}
+
+extension APIKeyStore: KeyLookup {}
+
 /// Finds the key a token names. The PostgreSQL store, behind a short cache so that a request costs
 /// no query while revocation still takes effect within `ttl`.
+///
+/// When the database fails, a key seen in the last `staleLimit` stays good, and a key whose refresh
+/// failed is not tried again for `ttl`: an outage costs each key one lookup deadline per `ttl`, not
+/// every request one (the request's own write has a deadline of its own).
 public final class KeyAuthenticator: Sendable {
     private struct Entry {
         var key: APIKey?
         var hash: [UInt8]
         var fetched: ContinuousClock.Instant
+        /// When the last refresh of this entry failed (the database was down or slow).
+        var refreshFailed: ContinuousClock.Instant?
     }
 
-    private let store: APIKeyStore
+    private let lookup: any KeyLookup
     private let ttl: Duration
+    private let staleLimit: Duration
     private let cache = Mutex<[String: Entry]>([:])
 
-    public init(store: APIKeyStore, ttl: Duration = .seconds(5)) {
-        self.store = store
+    public init(store: any KeyLookup, ttl: Duration = .seconds(5), staleLimit: Duration = .seconds(600)) {
+        self.lookup = store
         self.ttl = ttl
+        self.staleLimit = staleLimit
     }
 
-    public func authenticate(token: String) async throws -> APIKey? {
+    public func authenticate(token: String, now: ContinuousClock.Instant = .now) async throws -> APIKey? {
         let hash = APIKeyStore.hash(token: token)
-        let now = ContinuousClock.now
-        if let entry = cache.withLock({ $0[token.count > 0 ? String(token.prefix(16)) : ""] }),
-            now - entry.fetched < ttl, entry.hash == hash
-        {
-            return entry.key
+        // Keyed by the token's public prefix; the full hash must match too, so a forged token with a
+        // known prefix never hits a cached success.
+        let slot = String(token.prefix(16))
+        let cached = cache.withLock { $0[slot] }.flatMap { $0.hash == hash ? $0 : nil }
+        if let cached {
+            if now - cached.fetched < ttl { return cached.key }
+            if let failed = cached.refreshFailed, now - failed < ttl, cached.key != nil, now - cached.fetched < staleLimit {
+                return cached.key
+            }
         }
         let key: APIKey?
         do {
-            key = try await store.authenticate(token: token)
+            key = try await lookup.authenticate(token: token)
         } catch {
-            // The database is down or slow: a key seen in the last 10 minutes stays good, so an outage
-            // costs requests one deadline (the write's), not two.
-            if let stale = cache.withLock({ $0[String(token.prefix(16))] }), stale.hash == hash, stale.key != nil,
-                now - stale.fetched < .seconds(600)
-            {
-                return stale.key
-            }
-            throw error
+            guard let cached, cached.key != nil, now - cached.fetched < staleLimit else { throw error }
+            cache.withLock { $0[slot]?.refreshFailed = now }
+            return cached.key
         }
         cache.withLock { entries in
             if entries.count > 10_000 { entries.removeAll() }
-            // Keyed by the token's public prefix; the full hash must match too, so a forged token
-            // with a known prefix never hits a cached success.
-            entries[String(token.prefix(16))] = Entry(key: key, hash: hash, fetched: now)
+            entries[slot] = Entry(key: key, hash: hash, fetched: now)
         }
         return key
     }

@@ -22,7 +22,10 @@ public struct GatewayConfiguration: Sendable {
     /// 0 picks a free port (tests).
     public var port: Int = 8080
     public var postgresURL: String
+    /// One AMQP URL, or the nodes of one cluster separated by commas (`AMQPEndpoint.list(urls:)`).
     public var amqpURL: String
+    /// The type of the channel queues Herald declares. Default `classic`; `quorum` for a cluster.
+    public var queueType: DeliveryTopology.QueueType = .classic
     /// Largest request body accepted. Default 1 MiB.
     public var maxBodySize: Int = 1 << 20
     /// Notifications per group commit. Default 256.
@@ -54,6 +57,11 @@ public struct GatewayConfiguration: Sendable {
     public var receiptLinks: ReceiptLinks?
     /// Where the providers' receipt secrets (Twilio's auth token, …) are read.
     public var secrets = SecretResolver()
+    /// Where `POST /v1/alerts/alertmanager` sends alerts; nil answers that route 404.
+    public var alertRouting: AlertRouting?
+    /// How often the channel queues' depth and consumers are read from the broker
+    /// (`herald_queue_messages_ready`, `herald_queue_consumers`); nil reads none. Default 15 s.
+    public var queueSampleInterval: Duration? = .seconds(15)
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -69,6 +77,9 @@ public struct GatewayComponents: Sendable {
     public let committer: GroupCommitter<NewNotification, AcceptOutcome>
     public let relay: OutboxRelay
     public let keys: APIKeyStore
+    /// Every route the API router serves, as `METHOD /path` with `{parameter}` captures — what
+    /// openapi.yaml must describe (a test keeps them in step).
+    public internal(set) var routes: [String] = []
 }
 
 /// Builds the gateway: HTTP API, PostgreSQL pool, group committer, outbox relay, broker publisher.
@@ -83,8 +94,10 @@ public func buildGateway(
     let postgres = PostgresClient(
         configuration: try .herald(url: configuration.postgresURL, connections: configuration.postgresConnections),
         backgroundLogger: logger)
-    let endpoint = try AMQPEndpoint(url: configuration.amqpURL)
-    let publisher = BrokerPublisher(endpoint: endpoint, topology: DeliveryTopology.topology(for: registry), logger: logger)
+    let endpoints = try AMQPEndpoint.list(urls: configuration.amqpURL)
+    let queueType = configuration.queueType
+    let publisher = BrokerPublisher(
+        endpoints: endpoints, topology: DeliveryTopology.topology(for: registry, queueType: queueType), logger: logger)
     let store = NotificationStore(client: postgres, logger: logger)
     let committer = GroupCommitter<NewNotification, AcceptOutcome>(
         maxBatchSize: configuration.commitBatchSize, maxConcurrentFlushes: 3, flushDeadline: .seconds(10), logger: logger,
@@ -94,27 +107,41 @@ public func buildGateway(
         outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher,
         configuration: configuration.relay, logger: logger)
     let keys = APIKeyStore(client: postgres, logger: logger)
-    let components = GatewayComponents(
+    var components = GatewayComponents(
         postgres: postgres, publisher: publisher, store: store, committer: committer, relay: relay, keys: keys)
 
-    var services: [any Service] = [postgres, publisher, relay, committer]
+    var services: [any Service] = [
+        postgres, publisher, relay, committer, OutboxMonitor(outbox: OutboxStore(client: postgres, logger: logger), logger: logger),
+    ]
+    if let interval = configuration.queueSampleInterval {
+        services.append(QueueMonitor(
+            inspector: BrokerQueueInspector(endpoints: endpoints, logger: logger), channels: { config.snapshot.registry.names },
+            interval: interval, logger: logger))
+    }
     if let loader {
         services.append(ConfigReloader(loader: loader, store: config, logger: logger, prepare: { snapshot in
-            try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry))
+            try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry, queueType: queueType))
         }))
     }
     let api = NotificationAPI(
         config: config, components: components, configuration: configuration, logger: logger)
+    let receipts = ReceiptsAPI(
+        config: config, store: ReceiptStore(client: postgres, logger: logger), links: configuration.receiptLinks,
+        secrets: configuration.secrets, deadline: configuration.queryDeadline, logger: logger)
+    // The route table first (a router that only lists them), so that the error middleware, which
+    // must come before the routes, can answer 405 for a known path asked with another method.
+    let listing = Router(context: GatewayRequestContext.self)
+    api.addRoutes(to: listing)
+    receipts.addRoutes(to: listing)
+    components.routes = listing.routes.map { "\($0.method) \($0.path)" }.sorted()
     let router = Router(context: GatewayRequestContext.self)
-    router.add(middleware: ProblemMiddleware(logger: logger))
+    router.add(middleware: ObservabilityMiddleware())
+    router.add(middleware: ProblemMiddleware(logger: logger, routes: RouteTable(components.routes)))
     router.add(middleware: AuthenticationMiddleware(
         authenticator: KeyAuthenticator(store: keys, ttl: configuration.keyCacheTTL),
         defaultRateLimit: configuration.defaultKeyRateLimit, deadline: configuration.queryDeadline))
     api.addRoutes(to: router)
-    ReceiptsAPI(
-        config: config, store: ReceiptStore(client: postgres, logger: logger), links: configuration.receiptLinks,
-        secrets: configuration.secrets, deadline: configuration.queryDeadline, logger: logger
-    ).addRoutes(to: router)
+    receipts.addRoutes(to: router)
     if let metricsPort = configuration.metricsPort {
         let exposition = configuration.metricsExposition
         let metricsRouter = Router()
@@ -162,14 +189,33 @@ struct NotificationAPI: Sendable {
         router.post("/v1/deadletters/retry") { request, context in try await replayDeadLetters(request, context: context) }
         router.post("/v1/deliveries/:id/retry") { _, context in try await replayDelivery(context: context) }
         router.post("/v1/audit/query") { request, context in try await auditQuery(request, context: context) }
+        router.post("/v1/alerts/alertmanager") { request, context in try await alertmanagerWebhook(request, context: context) }
         router.get("/v1/channels") { _, context in try channels(context: context) }
         router.get("/v1/templates") { _, context in try templates(context: context) }
         router.post("/v1/templates/:name/render") { request, context in try await renderTemplate(request, context: context) }
+        router.get("/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: APIDocument.yaml)))
+        }
+        router.get("/docs") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: APIDocument.html)))
+        }
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await ready() }
         if configuration.metricsPort == nil {
             let exposition = configuration.metricsExposition
             router.get("/metrics") { _, _ in Self.metricsResponse(exposition) }
+        }
+    }
+
+    /// `herald_notifications_accepted_total`, and its deliveries by channel.
+    func countAccepted(_ notification: NewNotification) {
+        accepted.increment()
+        for delivery in notification.deliveries {
+            Counter(label: "herald_deliveries_accepted_total", dimensions: [("channel", delivery.channel)]).increment()
         }
     }
 
@@ -247,8 +293,9 @@ struct NotificationAPI: Sendable {
 
     /// Validates and plans one notification for `principal`: the notification to store and the
     /// response its first request gets (kept with it for idempotent replays).
-    func prepare(_ json: JSONValue, idempotencyKey: String?, principal: Principal, snapshot: ConfigSnapshot, now: Date)
-        -> Result<(NewNotification, String), RequestValidationError>
+    func prepare(
+        _ json: JSONValue, idempotencyKey: String?, principal: Principal, snapshot: ConfigSnapshot, now: Date, trace: TraceContext?
+    ) -> Result<(NewNotification, String), RequestValidationError>
     {
         var validator = snapshot.validator
         validator.allowPrivateTargets = configuration.allowPrivateTargets
@@ -260,7 +307,7 @@ struct NotificationAPI: Sendable {
         }
         notificationRequest.idempotencyKey = idempotencyKey
         let planned: PlannedNotification
-        switch DeliveryEngine.plan(notificationRequest, snapshot: snapshot, now: now, tenant: principal.tenant) {
+        switch DeliveryEngine.plan(notificationRequest, snapshot: snapshot, now: now, tenant: principal.tenant, trace: trace) {
         case .success(let value): planned = value
         case .failure(let failure): return .failure(failure)
         }
@@ -289,10 +336,18 @@ struct NotificationAPI: Sendable {
             rejected.increment()
             throw error
         }
+        return try await store(json, idempotencyKey: key, principal: principal, trace: context.trace, since: start)
+    }
+
+    /// Validates, plans and stores one notification request; the answer a send gets (202, or the
+    /// replay of an earlier request with the same idempotency key). Also used by the alert webhook.
+    func store(_ json: JSONValue, idempotencyKey key: String?, principal: Principal, trace: TraceContext?, since start: ContinuousClock.Instant)
+        async throws -> Response
+    {
         // One snapshot for the whole request: validation, routing and rendering agree.
         let snapshot = config.snapshot
         let notification: NewNotification, responseText: String
-        switch prepare(json, idempotencyKey: key, principal: principal, snapshot: snapshot, now: Date()) {
+        switch prepare(json, idempotencyKey: key, principal: principal, snapshot: snapshot, now: Date(), trace: trace) {
         case .success(let prepared): (notification, responseText) = prepared
         case .failure(let failure):
             rejected.increment()
@@ -313,7 +368,7 @@ struct NotificationAPI: Sendable {
         switch outcome {
         case .stored:
             components.relay.wake()
-            accepted.increment()
+            countAccepted(notification)
             acceptLatency.record(duration: ContinuousClock.now - start)
             return Self.rawJSON(responseText, status: .accepted, location: "/v1/notifications/\(notification.id.lowercasedString)")
         case .duplicate(let original):
@@ -367,7 +422,7 @@ struct NotificationAPI: Sendable {
                 results[index] = .rejected(index, [FieldError(field: "idempotency_key", message: "is used twice in this batch")])
                 continue
             }
-            switch prepare(item, idempotencyKey: key, principal: principal, snapshot: snapshot, now: now) {
+            switch prepare(item, idempotencyKey: key, principal: principal, snapshot: snapshot, now: now, trace: context.trace) {
             case .success(let (notification, response)): prepared.append((index, notification, response))
             case .failure(let failure):
                 results[index] = .rejected(index, failure.errors.map {
@@ -387,7 +442,7 @@ struct NotificationAPI: Sendable {
             for (entry, outcome) in zip(prepared, outcomes) {
                 switch outcome {
                 case .stored:
-                    accepted.increment()
+                    countAccepted(entry.notification)
                     results[entry.index] = .accepted(entry.index, entry.response)
                 case .duplicate(let original):
                     if let stored = original.requestHash, stored != entry.notification.requestHash {
@@ -432,40 +487,20 @@ struct NotificationAPI: Sendable {
     /// `GET /v1/notifications?status=&channel=&template=&since=&until=&limit=&cursor=`, newest first.
     func list(_ request: Request, context: Context) async throws -> Response {
         let tenant = try context.require(.read).tenant
-        let parameters = request.uri.queryParameters
-        let known = ["status", "channel", "template", "since", "until", "limit", "cursor"]
-        for (key, _) in parameters where !known.contains(String(key)) {
-            throw ProblemDetails.invalidParameter(String(key), "unknown query parameter; expected \(known.joined(separator: ", "))")
-        }
+        let parameters = try ListingQuery(request, known: ["status", "channel", "template", "since", "until", "limit", "cursor"])
         var listing = NotificationListing(tenant: tenant)
-        if let text = parameters["status"] {
-            guard let status = DeliveryStatus(rawValue: String(text)) else {
-                throw ProblemDetails.invalidParameter(
-                    "status", "must be one of \(DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            listing.status = status
-        }
-        listing.channel = parameters["channel"].map(String.init)
-        listing.template = parameters["template"].map(String.init)
-        listing.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
-        listing.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
-        if let text = parameters["limit"] {
-            guard let limit = Int(text), (1...NotificationListing.maximumLimit).contains(limit) else {
-                throw ProblemDetails.invalidParameter("limit", "must be a whole number from 1 to \(NotificationListing.maximumLimit)")
-            }
-            listing.limit = limit
-        }
-        if let token = parameters["cursor"] {
-            guard let cursor = NotificationCursor(token: String(token)) else {
-                throw ProblemDetails.invalidParameter("cursor", "is not a cursor this API returned")
-            }
-            listing.cursor = cursor
-        }
+        listing.status = try parameters.status()
+        listing.channel = parameters.string("channel")
+        listing.template = parameters.string("template")
+        listing.since = try parameters.instant("since")
+        listing.until = try parameters.instant("until")
+        listing.limit = try parameters.limit(maximum: NotificationListing.maximumLimit) ?? listing.limit
+        listing.cursor = try parameters.cursor()
         let store = components.store
         let wanted = listing
         let summaries = try await query("listing notifications") { try await store.list(wanted) }
-        return try Self.json(NotificationPage(
-            items: summaries.map(NotificationPage.Item.init),
+        return try Self.json(Page(
+            items: summaries.map(NotificationSummaryItem.init),
             nextCursor: summaries.count == listing.limit ? summaries.last?.cursor.token : nil))
     }
 
@@ -487,33 +522,18 @@ struct NotificationAPI: Sendable {
 
     func deadLetters(_ request: Request, context: Context) async throws -> Response {
         let tenant = try context.require(.read).tenant
-        let parameters = request.uri.queryParameters
-        for (key, _) in parameters where !["channel", "since", "until", "cursor", "limit"].contains(String(key)) {
-            throw ProblemDetails.invalidParameter(String(key), "unknown query parameter; expected channel, since, until, cursor, limit")
-        }
+        let parameters = try ListingQuery(request, known: ["channel", "since", "until", "cursor", "limit"])
         var selection = DeadLetterSelection(tenant: tenant)
-        selection.channel = parameters["channel"].map(String.init)
-        selection.since = try Self.instantParameter(parameters["since"].map(String.init), "since")
-        selection.until = try Self.instantParameter(parameters["until"].map(String.init), "until")
-        if let text = parameters["limit"] {
-            guard let limit = Int(text), (1...DeadLetterSelection.maximumLimit).contains(limit) else {
-                throw ProblemDetails.invalidParameter("limit", "must be a whole number from 1 to \(DeadLetterSelection.maximumLimit)")
-            }
-            selection.limit = limit
-        }
-        var cursor: DeadLetterCursor?
-        if let token = parameters["cursor"] {
-            guard let parsed = DeadLetterCursor(token: String(token)) else {
-                throw ProblemDetails.invalidParameter("cursor", "is not a cursor this API returned")
-            }
-            cursor = parsed
-        }
+        selection.channel = parameters.string("channel")
+        selection.since = try parameters.instant("since")
+        selection.until = try parameters.instant("until")
+        selection.limit = try parameters.limit(maximum: DeadLetterSelection.maximumLimit) ?? selection.limit
+        let after = try parameters.cursor()
         let store = components.store
         let wanted = selection
-        let after = cursor
         let letters = try await query("listing dead letters") { try await store.deadLetters(wanted, after: after) }
-        return try Self.json(DeadLetterPage(
-            items: letters.map(DeadLetterPage.Item.init),
+        return try Self.json(Page(
+            items: letters.map(DeadLetterItem.init),
             nextCursor: letters.count == selection.limit ? letters.last?.cursor.token : nil))
     }
 
@@ -633,6 +653,12 @@ struct NotificationAPI: Sendable {
                 errors.append(FieldError(field: key, message: "must be an object, not \(value.typeName)"))
             }
         }
+        for key in ["channel", "locale"] {
+            if let value = members[key], value.stringValue == nil {
+                errors.append(FieldError(field: key, message: "must be a string, not \(value.typeName)"))
+            }
+        }
+        guard errors.isEmpty else { throw ProblemDetails.validation(errors) }
         var categories = Set(template.locales.values.flatMap(\.keys))
         if let channelName = members["channel"]?.stringValue {
             guard let channel = snapshot.registry[channelName] else {
@@ -653,14 +679,6 @@ struct NotificationAPI: Sendable {
         }
         return try Self.json(RenderResponse(
             template: name, locale: template.locale(for: locale), rendered: rendered, missing: missing.filter { !$0.value.isEmpty }))
-    }
-
-    static func instantParameter(_ text: String?, _ name: String) throws -> Date? {
-        guard let text else { return nil }
-        guard let date = Timestamp.parse(text) else {
-            throw ProblemDetails.invalidParameter(name, "must be an RFC 3339 date-time such as 2026-12-01T09:30:00Z")
-        }
-        return date
     }
 
     /// Ready when PostgreSQL answers, the publisher is connected, and the relay keeps up: the oldest

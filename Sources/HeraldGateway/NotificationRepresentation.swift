@@ -3,13 +3,17 @@ import HeraldConfig
 import HeraldCore
 import HeraldStore
 
-/// The JSON bodies the API answers with.
+// The JSON bodies the API answers with (described in openapi.yaml).
+
+/// A delivery named in an answer: its id, channel and status.
+struct DeliveryReference: Codable, Sendable {
+    var id: String
+    var channel: String
+    var status: String
+}
+
 struct AcceptedResponse: Codable, Sendable {
-    struct Delivery: Codable, Sendable {
-        var id: String
-        var channel: String
-        var status: String
-    }
+    typealias Delivery = DeliveryReference
     var id: String
     var status: String
     var configVersion: String
@@ -82,6 +86,8 @@ struct NotificationResponse: Codable, Sendable {
         var updatedAt: String
         /// What was (or will be) sent: the message as rendered for this channel at accept.
         var message: MessageContent?
+        /// The template locale the message was rendered in (absent for inline messages).
+        var locale: String?
         var expiresAt: String?
         var attempts: [Attempt]
         var events: [Event]
@@ -89,7 +95,7 @@ struct NotificationResponse: Codable, Sendable {
         enum CodingKeys: String, CodingKey {
             case id, channel, status, attemptCount = "attempt_count", lastError = "last_error",
                 providerMessageId = "provider_message_id", createdAt = "created_at", updatedAt = "updated_at", message,
-                expiresAt = "expires_at", attempts, events
+                locale, expiresAt = "expires_at", attempts, events
         }
     }
 
@@ -115,7 +121,7 @@ struct NotificationResponse: Codable, Sendable {
                 attemptCount: delivery.attemptCount, lastError: delivery.lastError,
                 providerMessageId: delivery.providerMessageID, createdAt: Timestamp.string(delivery.createdAt),
                 updatedAt: Timestamp.string(delivery.updatedAt), message: delivery.job?.message,
-                expiresAt: delivery.job?.expiresAt.map(Timestamp.string),
+                locale: delivery.job?.locale, expiresAt: delivery.job?.expiresAt.map(Timestamp.string),
                 attempts: delivery.attempts.map { attempt in
                     Attempt(
                         number: attempt.number, startedAt: Timestamp.string(attempt.startedAt),
@@ -159,30 +165,8 @@ struct ReplayResponse: Codable, Sendable {
     var replayed: [String]
 }
 
-struct DeadLetterPage: Codable, Sendable {
-    struct Item: Codable, Sendable {
-        var deliveryId: String
-        var notificationId: String
-        var channel: String
-        var attemptCount: Int
-        var lastError: String?
-        var failedAt: String
-
-        enum CodingKeys: String, CodingKey {
-            case deliveryId = "delivery_id", notificationId = "notification_id", channel, attemptCount = "attempt_count",
-                lastError = "last_error", failedAt = "failed_at"
-        }
-
-        init(_ letter: DeadLetter) {
-            deliveryId = letter.id.lowercasedString
-            notificationId = letter.notificationID.lowercasedString
-            channel = letter.channel
-            attemptCount = letter.attemptCount
-            lastError = letter.lastError
-            failedAt = Timestamp.string(letter.failedAt)
-        }
-    }
-
+/// One page of a listing: its items, and the cursor of the next page when more follow.
+struct Page<Item: Encodable & Sendable>: Encodable, Sendable {
     var items: [Item]
     /// Pass as `cursor` for the next page; absent on the last page.
     var nextCursor: String?
@@ -192,40 +176,52 @@ struct DeadLetterPage: Codable, Sendable {
     }
 }
 
-struct NotificationPage: Codable, Sendable {
-    struct Item: Codable, Sendable {
-        struct Delivery: Codable, Sendable {
-            var id: String
-            var channel: String
-            var status: String
-        }
-
-        var id: String
-        var status: String
-        var createdAt: String
-        var template: String?
-        var deliveries: [Delivery]
-
-        enum CodingKeys: String, CodingKey {
-            case id, status, createdAt = "created_at", template, deliveries
-        }
-
-        init(_ summary: NotificationSummary) {
-            id = summary.id.lowercasedString
-            status = NotificationResponse.aggregateStatus(summary.deliveries.map(\.status))
-            createdAt = Timestamp.string(summary.createdAt)
-            template = summary.template
-            deliveries = summary.deliveries.map {
-                Delivery(id: $0.id.lowercasedString, channel: $0.channel, status: $0.status.rawValue)
-            }
-        }
-    }
-
-    var items: [Item]
-    var nextCursor: String?
+/// A dead letter in `GET /v1/deadletters`.
+struct DeadLetterItem: Encodable, Sendable {
+    var deliveryId: String
+    var notificationId: String
+    var channel: String
+    var attemptCount: Int
+    var lastError: String?
+    var failedAt: String
 
     enum CodingKeys: String, CodingKey {
-        case items, nextCursor = "next_cursor"
+        case deliveryId = "delivery_id", notificationId = "notification_id", channel, attemptCount = "attempt_count",
+            lastError = "last_error", failedAt = "failed_at"
+    }
+
+    init(_ letter: DeadLetter) {
+        deliveryId = letter.id.lowercasedString
+        notificationId = letter.notificationID.lowercasedString
+        channel = letter.channel
+        attemptCount = letter.attemptCount
+        lastError = letter.lastError
+        failedAt = Timestamp.string(letter.failedAt)
+    }
+}
+
+/// A notification in `GET /v1/notifications`.
+struct NotificationSummaryItem: Encodable, Sendable {
+    typealias Delivery = DeliveryReference
+
+    var id: String
+    var status: String
+    var createdAt: String
+    var template: String?
+    var deliveries: [Delivery]
+
+    enum CodingKeys: String, CodingKey {
+        case id, status, createdAt = "created_at", template, deliveries
+    }
+
+    init(_ summary: NotificationSummary) {
+        id = summary.id.lowercasedString
+        status = NotificationResponse.aggregateStatus(summary.deliveries.map(\.status))
+        createdAt = Timestamp.string(summary.createdAt)
+        template = summary.template
+        deliveries = summary.deliveries.map {
+            Delivery(id: $0.id.lowercasedString, channel: $0.channel, status: $0.status.rawValue)
+        }
     }
 }
 

@@ -17,6 +17,8 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
     public var retryAfter: Int?
     /// The `WWW-Authenticate` challenge, for 401.
     public var challenge: String?
+    /// The methods the resource answers (`Allow`), for 405.
+    public var allow: [String]?
 
     public var status: HTTPResponse.Status { .init(code: statusCode) }
 
@@ -103,6 +105,7 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         if let challenge { headers[.wwwAuthenticate] = challenge }
+        if let allow { headers[.allow] = allow.joined(separator: ", ") }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
@@ -115,6 +118,8 @@ public struct ProblemDetails: Error, HTTPResponseError, Codable, Sendable {
 /// empty body and never the error's text (it may hold internals).
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+    /// The API's routes: a path that exists with other methods is 405 with `Allow`, not 404.
+    var routes = RouteTable([])
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -122,6 +127,14 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let problem as ProblemDetails {
             throw problem
         } catch let error as HTTPError {
+            let allowed = routes.methods(for: request.uri.path)
+            if error.status == .notFound, !allowed.isEmpty {
+                var problem = ProblemDetails(
+                    type: ProblemDetails.base + "method-not-allowed", title: "Method not allowed", status: .methodNotAllowed,
+                    detail: "\(request.method) is not served for \(request.uri.path); use \(allowed.joined(separator: " or "))")
+                problem.allow = allowed
+                throw problem
+            }
             throw ProblemDetails(
                 type: ProblemDetails.base + "http-\(error.status.code)", title: error.status.reasonPhrase,
                 status: error.status, detail: error.body ?? error.status.reasonPhrase)
@@ -141,5 +154,34 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 type: ProblemDetails.base + "internal", title: "Internal error", status: .internalServerError,
                 detail: "the request failed unexpectedly; reference \(reference) in the gateway's log")
         }
+    }
+}
+
+/// The API's routes (`GET /v1/notifications/{id}`), to tell "no such path" (404) from "no such method
+/// for this path" (405). `{name}` segments match any one segment.
+struct RouteTable: Sendable {
+    private let routes: [(method: String, segments: [Substring])]
+
+    init(_ routes: [String]) {
+        self.routes = routes.compactMap { route in
+            let parts = route.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2 else { return nil }
+            return (String(parts[0]), parts[1].split(separator: "/"))
+        }
+    }
+
+    /// The methods `path` is served with, sorted; empty when no route has this path. Like the
+    /// router, a literal segment wins over a capture (`/v1/notifications/batch` is not `{id}`).
+    func methods(for path: String) -> [String] {
+        let segments = path.split(separator: "/")
+        func isCapture(_ pattern: Substring) -> Bool { pattern.hasPrefix("{") && pattern.hasSuffix("}") }
+        let matching = routes.filter { route in
+            route.segments.count == segments.count
+                && zip(route.segments, segments).allSatisfy { pattern, segment in isCapture(pattern) || pattern == segment }
+        }
+        // Specificity: which segments are literal, first segments first.
+        func literals(_ route: (method: String, segments: [Substring])) -> [Bool] { route.segments.map { !isCapture($0) } }
+        guard let best = matching.map(literals).max(by: { $0.lexicographicallyPrecedes($1) { !$0 && $1 } }) else { return [] }
+        return Set(matching.filter { literals($0) == best }.map(\.method)).sorted()
     }
 }

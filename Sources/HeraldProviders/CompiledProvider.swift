@@ -6,6 +6,7 @@ import HeraldTemplating
 enum CompiledTransport: Sendable {
     case http(CompiledHTTP)
     case smtp(CompiledSMTP)
+    case webPush(CompiledWebPush)
 }
 
 struct CompiledHeader: Sendable {
@@ -22,6 +23,7 @@ struct CompiledHTTP: Sendable {
     var body: CompiledBody?
     var auth: CompiledAuth?
     var response: HTTPProviderSpec.ResponseRules
+    var caFile: String?
 }
 
 enum CompiledBody: Sendable {
@@ -53,6 +55,7 @@ struct CompiledSMTP: Sendable {
     var username: CompiledTemplate?
     var password: CompiledTemplate?
     var from: CompiledTemplate
+    var caFile: String?
 }
 
 extension CompiledTransport {
@@ -70,7 +73,8 @@ extension CompiledTransport {
                     },
                     body: try spec.body.map { body throws(TemplateError) in try Self.compile(body) },
                     auth: try spec.auth.map { auth throws(TemplateError) in try Self.compile(auth) },
-                    response: spec.response))
+                    response: spec.response,
+                    caFile: spec.caFile))
         case .smtp(let spec):
             self = .smtp(
                 CompiledSMTP(
@@ -78,7 +82,10 @@ extension CompiledTransport {
                     startTLS: spec.startTLS,
                     username: try spec.username.map { text throws(TemplateError) in try CompiledTemplate(text, escaping: .text) },
                     password: try spec.password.map { text throws(TemplateError) in try CompiledTemplate(text, escaping: .text) },
-                    from: try CompiledTemplate(spec.from, escaping: .text)))
+                    from: try CompiledTemplate(spec.from, escaping: .text),
+                    caFile: spec.caFile))
+        case .webPush(let spec):
+            self = .webPush(try CompiledWebPush(spec))
         }
     }
 
@@ -178,16 +185,19 @@ extension CompiledTransport {
             case .object(let members): members.forEach { add($0.value) }
             }
         }
-        switch self {
-        case .http(let http):
-            add(http.url)
-            http.headers.forEach { add($0.value) }
-            switch http.body {
+        func add(_ body: CompiledBody?) {
+            switch body {
             case .json(let value)?: add(value)
             case .form(let fields)?: fields.forEach { add($0.value) }
             case .text(let template, _)?: add(template)
             case nil: break
             }
+        }
+        switch self {
+        case .http(let http):
+            add(http.url)
+            http.headers.forEach { add($0.value) }
+            add(http.body)
             switch http.auth {
             case .basic(let username, let password)?: add(username); add(password)
             case .bearer(let token)?: add(token)
@@ -199,6 +209,8 @@ extension CompiledTransport {
             }
         case .smtp(let smtp):
             add(smtp.url); add(smtp.username); add(smtp.password); add(smtp.from)
+        case .webPush(let push):
+            add(push.subject); add(push.privateKey); add(push.topic); add(push.payload)
         }
         return names
     }

@@ -16,17 +16,10 @@ public enum ProviderEncoding {
 
     /// RFC 4648 §5 base64url without padding (JWT).
     public static func base64URL<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        var text = Data(bytes).base64EncodedString()
-        text = text.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-        while text.hasSuffix("=") { text.removeLast() }
-        return text
+        Base64URL.encode(bytes)
     }
 
-    public static func base64URLDecode(_ text: String) -> Data? {
-        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while standard.utf8.count % 4 != 0 { standard += "=" }
-        return Data(base64Encoded: standard)
-    }
+    public static func base64URLDecode(_ text: String) -> Data? { Base64URL.decode(text) }
 
     /// `application/x-www-form-urlencoded`: RFC 3986 unreserved characters kept, space as `+`,
     /// every other byte of the UTF-8 form percent-encoded (`&`, `=`, `+`, `%` included).

@@ -21,6 +21,7 @@ public final class ProviderClient: Sendable {
     let secretNames: [String]
     let accessTokens = AccessTokenCache()
     let apnsTokens = APNsTokenCache()
+    let vapidTokens = VAPIDTokenCache()
     /// Where providers send delivery receipts (`{{receipts.url}}`); nil: not configured, no receipts asked for.
     let receiptLinks: ReceiptLinks?
 
@@ -58,6 +59,8 @@ public final class ProviderClient: Sendable {
             result = await attemptHTTP(http, job: job, now: now)
         case .smtp(let smtp):
             result = await attemptSMTP(smtp, job: job, recipientField: recipientField, now: now)
+        case .webPush(let push):
+            result = await attemptWebPush(push, job: job, recipientField: recipientField, now: now)
         }
         logger.debug(
             "provider attempt finished",
@@ -94,7 +97,7 @@ public final class ProviderClient: Sendable {
     /// Throws ``ProviderFailure`` (a missing secret, an invalid credential, a failed token exchange).
     public func buildRequest(for job: DeliveryJob, now: Date) async throws -> HTTPRequest {
         guard case .http(let http) = transport else {
-            throw ProviderFailure.permanent("provider \(name) is an smtp provider, not http")
+            throw ProviderFailure.permanent("provider \(name) is not an http provider")
         }
         return try await buildHTTPRequest(http, job: job, now: now)
     }
@@ -144,26 +147,7 @@ public final class ProviderClient: Sendable {
         var headers = http.headers.map { HTTPHeaderField($0.name, ProviderEncoding.headerSafe($0.value.render(context))) }
         func hasHeader(_ name: String) -> Bool { headers.contains { $0.name.caseInsensitiveCompare(name) == .orderedSame } }
 
-        var body: [UInt8] = []
-        var contentType: String?
-        switch http.body {
-        case .json(let value)?:
-            var text = ""
-            Self.writeJSON(value, context: context, values: .object(values), into: &text)
-            body = Array(text.utf8)
-            contentType = "application/json"
-        case .form(let fields)?:
-            // A field that renders empty is left out (an optional value, such as a status callback
-            // URL when receipts are not configured): providers treat an empty value as a wrong one.
-            let rendered = fields.map { ($0.name, $0.value.render(context)) }.filter { !$0.1.isEmpty }
-            body = Array(ProviderEncoding.formBody(rendered).utf8)
-            contentType = "application/x-www-form-urlencoded"
-        case .text(let template, let type)?:
-            body = Array(template.render(context).utf8)
-            contentType = type
-        case nil:
-            break
-        }
+        let (body, contentType) = http.body.map { Self.render($0, context: context, values: values) } ?? ([], nil)
         if let contentType, !hasHeader("Content-Type") {
             headers.append(HTTPHeaderField("Content-Type", ProviderEncoding.headerSafe(contentType)))
         }
@@ -174,9 +158,31 @@ public final class ProviderClient: Sendable {
             headers.removeAll { header in signed.contains { $0.name.caseInsensitiveCompare(header.name) == .orderedSame } }
             headers += signed
         }
+        // The request's trace goes on to the provider (W3C Trace Context), as a span of this attempt.
+        if let trace = job.traceparent.flatMap(TraceContext.init(traceparent:)), !hasHeader("traceparent") {
+            headers.append(HTTPHeaderField("traceparent", trace.child().traceparent))
+        }
         return HTTPRequest(
             method: http.method, url: url, headers: headers, body: body, timeout: timeout,
-            connectTimeout: min(timeout, .seconds(10)), restrictToPublicAddresses: restrictToPublicAddresses)
+            connectTimeout: min(timeout, .seconds(10)), restrictToPublicAddresses: restrictToPublicAddresses,
+            caFile: http.caFile)
+    }
+
+    /// A body's bytes and content type, each value escaped for where it lands.
+    static func render(_ body: CompiledBody, context: RenderContext, values: [String: JSONValue]) -> (bytes: [UInt8], contentType: String?) {
+        switch body {
+        case .json(let value):
+            var text = ""
+            writeJSON(value, context: context, values: .object(values), into: &text)
+            return (Array(text.utf8), "application/json")
+        case .form(let fields):
+            // A field that renders empty is left out (an optional value, such as a status callback
+            // URL when receipts are not configured): providers treat an empty value as a wrong one.
+            let rendered = fields.map { ($0.name, $0.value.render(context)) }.filter { !$0.1.isEmpty }
+            return (Array(ProviderEncoding.formBody(rendered).utf8), "application/x-www-form-urlencoded")
+        case .text(let template, let type):
+            return (Array(template.render(context).utf8), type)
+        }
     }
 
     func renderURL(_ http: CompiledHTTP, context: RenderContext) throws(ProviderFailure) -> String {

@@ -27,6 +27,20 @@ public struct APIKey: Sendable, Hashable {
     public var createdAt: Date
     public var revokedAt: Date?
 
+    public init(
+        id: UUID, prefix: String, tenant: String, scopes: Set<APIScope>, name: String, rateLimit: Int?, createdAt: Date,
+        revokedAt: Date?
+    ) {
+        self.id = id
+        self.prefix = prefix
+        self.tenant = tenant
+        self.scopes = scopes
+        self.name = name
+        self.rateLimit = rateLimit
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+
     public func allows(_ scope: APIScope) -> Bool { scopes.contains(.admin) || scopes.contains(scope) }
 }
 
@@ -57,9 +71,8 @@ public struct APIKeyStore: Sendable {
     static func randomText(bytes: Int) -> String {
         var generator = SystemRandomNumberGenerator()
         let data = Data((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) })
-        return data.base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "-")
-            .replacingOccurrences(of: "=", with: "")
+        // Base64url with '_' spelled '-' too: the token's '_' separates its parts (hk_<prefix>_<secret>).
+        return Base64URL.encode(data).replacingOccurrences(of: "_", with: "-")
     }
 
     /// Creates a key; returns the token (shown once, never stored) and the key.

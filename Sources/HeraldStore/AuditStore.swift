@@ -314,18 +314,14 @@ public struct AuditCursor: Sendable, Hashable {
             "c": .string(collection.rawValue), "s": .string(sort.field), "d": .integer(sort.descending ? -1 : 1),
             "v": value, "i": id,
         ]
-        return Data(JSONText.serialize(document).utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Base64URL.encode(Array(JSONText.serialize(document).utf8))
     }
 
     /// Reads a token; nil unless it is one `token` wrote (the values must also suit their columns,
     /// since they are bound as such).
     public init?(token: String) {
         guard token.count <= 2048 else { return nil }
-        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64),
+        guard let data = Base64URL.decode(token),
             case .object(let members)? = try? JSONDecoder().decode(JSONValue.self, from: data),
             let collection = members["c"]?.stringValue.flatMap(AuditCollection.init(rawValue:)),
             let field = members["s"]?.stringValue, collection.sortableFields.contains(field),

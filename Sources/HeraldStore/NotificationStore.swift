@@ -374,7 +374,7 @@ public struct NotificationStore: Sendable {
     }
 
     /// Failed deliveries (the dead letters), oldest failure first, after `cursor`.
-    public func deadLetters(_ selection: DeadLetterSelection, after cursor: DeadLetterCursor?) async throws -> [DeadLetter] {
+    public func deadLetters(_ selection: DeadLetterSelection, after cursor: ListingCursor?) async throws -> [DeadLetter] {
         let limit = min(max(selection.limit, 1), DeadLetterSelection.maximumLimit)
         let failed = DeliveryStatus.failed.rawValue
         let ids = selection.deliveryIDs ?? []
@@ -388,7 +388,7 @@ public struct NotificationStore: Sendable {
                 AND (NOT \(byID) OR id = ANY(\(ids)::uuid[]))
                 AND (\(selection.channel ?? "") = '' OR channel = \(selection.channel ?? ""))
                 AND updated_at >= \(selection.since ?? Date.distantPast) AND updated_at < \(selection.until ?? Date.distantFuture)
-                AND (updated_at, id) > (\(cursor?.failedAt ?? Date.distantPast), \(cursor?.id ?? DeadLetterCursor.origin))
+                AND (updated_at, id) > (\(cursor?.instant ?? Date.distantPast), \(cursor?.id ?? ListingCursor.lowest))
             ORDER BY updated_at, id LIMIT \(limit)
             """, logger: logger
         ).decode((UUID, UUID, String, Int, String?, Date).self) {
@@ -480,7 +480,7 @@ public struct NotificationStore: Sendable {
                     SELECT 1 FROM deliveries d WHERE d.notification_id = n.id
                         AND (\(listing.status?.rawValue ?? "") = '' OR d.status = \(listing.status?.rawValue ?? ""))
                         AND (\(listing.channel ?? "") = '' OR d.channel = \(listing.channel ?? ""))))
-                AND (n.created_at, n.id) < (\(listing.cursor?.createdAt ?? Date.distantFuture), \(listing.cursor?.id ?? NotificationCursor.last))
+                AND (n.created_at, n.id) < (\(listing.cursor?.instant ?? Date.distantFuture), \(listing.cursor?.id ?? ListingCursor.highest))
             ORDER BY n.created_at DESC, n.id DESC LIMIT \(limit)
             """, logger: logger
         ).decode((UUID, Date, String?).self) {
@@ -556,38 +556,33 @@ public struct DeadLetter: Sendable, Hashable {
     public var lastError: String?
     public var failedAt: Date
 
-    public var cursor: DeadLetterCursor { DeadLetterCursor(failedAt: failedAt, id: id) }
+    public var cursor: ListingCursor { ListingCursor(instant: failedAt, id: id) }
 }
 
-/// Where a dead-letter listing goes on: after this failure time and id. Opaque to clients.
-public struct DeadLetterCursor: Sendable, Hashable {
-    public var failedAt: Date
+/// A position in a listing ordered by (instant, id) — the last item of a page, as `next_cursor`:
+/// notifications by creation (newest first), dead letters by failure (oldest first).
+public struct ListingCursor: Sendable, Hashable {
+    public var instant: Date
     public var id: UUID
 
-    static let origin = UUID(uuidString: "00000000-0000-0000-0000-000000000000")!
+    static let lowest = UUID(uuidString: "00000000-0000-0000-0000-000000000000")!
+    static let highest = UUID(uuidString: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF")!
 
-    public init(failedAt: Date, id: UUID) {
-        self.failedAt = failedAt
+    public init(instant: Date, id: UUID) {
+        self.instant = instant
         self.id = id
     }
 
     /// `<microseconds since 1970>.<id>`, base64url without padding.
     public var token: String {
-        let text = "\(Int64((failedAt.timeIntervalSince1970 * 1_000_000).rounded())).\(id.lowercasedString)"
-        return Data(text.utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Base64URL.encode(Array("\(Int64((instant.timeIntervalSince1970 * 1_000_000).rounded())).\(id.lowercasedString)".utf8))
     }
 
     public init?(token: String) {
-        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard token.count <= 200, let data = Data(base64Encoded: base64),
-            let text = String(data: data, encoding: .utf8)
-        else { return nil }
+        guard token.count <= 200, let data = Base64URL.decode(token), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(separator: ".", maxSplits: 1)
         guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
-        self.init(failedAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000), id: id)
+        self.init(instant: Date(timeIntervalSince1970: Double(micros) / 1_000_000), id: id)
     }
 }
 
@@ -603,7 +598,7 @@ public struct NotificationListing: Sendable, Hashable {
     public var since: Date?
     public var until: Date?
     public var limit: Int
-    public var cursor: NotificationCursor?
+    public var cursor: ListingCursor?
 
     public init(tenant: String, limit: Int = 50) {
         self.tenant = tenant
@@ -623,24 +618,7 @@ public struct NotificationSummary: Sendable, Hashable {
     public var template: String?
     public var deliveries: [Delivery]
 
-    public var cursor: NotificationCursor { NotificationCursor(createdAt: createdAt, id: id) }
+    public var cursor: ListingCursor { ListingCursor(instant: createdAt, id: id) }
 }
 
 /// Where a notification listing goes on (newest first): before this creation time and id.
-public struct NotificationCursor: Sendable, Hashable {
-    public var createdAt: Date
-    public var id: UUID
-    static let last = UUID(uuidString: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF")!
-
-    public init(createdAt: Date, id: UUID) {
-        self.createdAt = createdAt
-        self.id = id
-    }
-
-    public var token: String { DeadLetterCursor(failedAt: createdAt, id: id).token }
-
-    public init?(token: String) {
-        guard let cursor = DeadLetterCursor(token: token) else { return nil }
-        self.init(createdAt: cursor.failedAt, id: cursor.id)
-    }
-}

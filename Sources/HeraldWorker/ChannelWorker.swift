@@ -72,16 +72,22 @@ final class ChannelWorker: Service, Sendable {
     }
 
     func process(_ message: IncomingMessage) async {
-        let job: DeliveryJob
+        var decoded: DeliveryJob
         do {
-            job = try DeliveryJob.decode(message.body)
+            decoded = try DeliveryJob.decode(message.body)
         } catch {
             await quarantine(message, reason: "the message is not a delivery job: \(error)")
             return
         }
+        // The message's trace header goes into every line about it and on to the provider request.
+        let trace = DeliveryTopology.trace(of: message, job: decoded)
+        decoded.traceparent = trace?.traceparent
+        let job = decoded
         var logger = logger
         logger[metadataKey: "herald.delivery_id"] = "\(job.deliveryID.lowercasedString)"
         logger[metadataKey: "herald.notification_id"] = "\(job.notificationID.lowercasedString)"
+        logger[metadataKey: "herald.channel"] = "\(job.channel)"
+        if let trace { logger[metadataKey: "trace.id"] = "\(trace.traceID)" }
         let expectedAttempt = DeliveryTopology.attempt(of: message, job: job)
         let snapshot = config.snapshot
         guard let channel = snapshot.registry[job.channel] else {
@@ -90,6 +96,10 @@ final class ChannelWorker: Service, Sendable {
             try? await Task.sleep(for: .seconds(1))
             consumer.reject(message.deliveryTag, requeue: true)
             return
+        }
+        // A Web Push subscription is an object: its endpoint stands for it.
+        if let recipient = job.to[channel.recipient.name]?.stringValue ?? job.to[channel.recipient.name]?["endpoint"]?.stringValue {
+            logger[metadataKey: "herald.recipient"] = "\(channel.recipient.masked(recipient))"
         }
         // An outcome this process could not record before: record it now instead of sending again.
         if let unrecorded = shared.unrecorded.take(job.deliveryID) {
@@ -166,12 +176,10 @@ final class ChannelWorker: Service, Sendable {
         case .attempt(let number, let base, let throttled):
             var attemptJob = job
             attemptJob.attempt = number
+            let inFlight = Meter(label: "herald_attempts_in_flight", dimensions: [("channel", channel.name)])
+            inFlight.increment()
             let tries = await shared.attempter.attempt(attemptJob, channel: channel, snapshotVersion: snapshot.version)
-            for providerTry in tries {
-                Counter(label: "herald_attempts_total", dimensions: [
-                    ("channel", channel.name), ("provider", providerTry.provider), ("outcome", providerTry.outcome.rawValue),
-                ]).increment()
-            }
+            inFlight.decrement()
             if let last = tries.last {
                 let now = ContinuousClock.now
                 shaper.withLock { shaper in
@@ -202,6 +210,7 @@ final class ChannelWorker: Service, Sendable {
         do {
             let recorder = shared.recorder
             try await withDeadline(.seconds(20), "recording the outcome") { try await recorder.submit(settlement) }
+            shared.reporting.report(settlement, logger: logger)
             if !settlement.enqueue.isEmpty { shared.relay?.wake() }
             consumer.ack(message.deliveryTag)
         } catch {
@@ -242,9 +251,14 @@ final class ChannelWorker: Service, Sendable {
     /// configuration in force, so a reload applies to the next attempt.
     private func waitForTurn(_ channel: ChannelDefinition) async -> Bool {
         shaper.withLock { $0 = $0.reconfigured(channel.rateLimit) }
+        var waited = false
         while true {
             let wait = shaper.withLock { $0.admit(now: .now) }
-            guard let wait else { return true }
+            guard let wait else {
+                if waited { Counter(label: "herald_rate_limit_waits_total", dimensions: [("channel", channel.name)]).increment() }
+                return true
+            }
+            waited = true
             if Task.isShuttingDownGracefully || Task.isCancelled { return false }
             // In steps of at most a second, so a shutdown is noticed.
             try? await Task.sleep(for: min(wait, .seconds(1)))

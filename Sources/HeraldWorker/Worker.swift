@@ -14,7 +14,10 @@ import Synchronization
 
 public struct WorkerConfiguration: Sendable {
     public var postgresURL: String
+    /// One AMQP URL, or the nodes of one cluster separated by commas (`AMQPEndpoint.list(urls:)`).
     public var amqpURL: String
+    /// The type of the channel queues Herald declares. Default `classic`; `quorum` for a cluster.
+    public var queueType: DeliveryTopology.QueueType = .classic
     /// Names this replica in the attempt log. Default: host name and process id.
     public var workerName: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
     /// Standard Webhooks secret (`whsec_…`) for the built-in webhook channel; unsigned when nil.
@@ -34,6 +37,16 @@ public struct WorkerConfiguration: Sendable {
     /// Where providers send delivery receipts (`HERALD_PUBLIC_URL`, `HERALD_RECEIPT_SECRET`); nil: no
     /// provider is asked for receipts.
     public var receiptLinks: ReceiptLinks?
+    /// CA bundle for providers without a `ca_file` of their own; nil: the system's. Default:
+    /// `CURL_CA_BUNDLE`, else `SSL_CERT_FILE`, from the environment.
+    public var defaultCAFile: String? = CurlRuntime.Configuration.defaultCAFile(environment: ProcessInfo.processInfo.environment)
+    /// The level of a successful attempt's log line (failures are warning or error). Default info.
+    public var successLogLevel: Logger.Level = .info
+    /// The management port (`/metrics`, `/healthz`, `/readyz`); nil serves none, 0 picks a free port.
+    public var managementPort: Int?
+    public var managementHost: String = "127.0.0.1"
+    /// Text for the management port's `/metrics` (the executable plugs in its Prometheus registry).
+    public var metricsExposition: (@Sendable () -> String)?
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -67,6 +80,7 @@ struct WorkerShared: Sendable {
     let workerName: String
     let hostDeferral: Duration
     let unrecorded = UnrecordedSettlements()
+    var reporting = AttemptReporting()
 }
 
 public struct WorkerBuildError: Error, Sendable, CustomStringConvertible {
@@ -89,11 +103,14 @@ public func buildWorker(
         configuration: try .herald(url: configuration.postgresURL, connections: configuration.postgresConnections),
         backgroundLogger: logger)
     let store = NotificationStore(client: postgres, logger: logger)
-    let endpoint = try AMQPEndpoint(url: configuration.amqpURL)
+    let endpoints = try AMQPEndpoint.list(urls: configuration.amqpURL)
+    let queueType = configuration.queueType
     // The publisher declares every channel's queues: fallbacks publish to channels this process doesn't consume.
-    let publisher = BrokerPublisher(endpoint: endpoint, topology: DeliveryTopology.topology(for: registry), logger: logger)
+    let publisher = BrokerPublisher(
+        endpoints: endpoints, topology: DeliveryTopology.topology(for: registry, queueType: queueType), logger: logger)
     var runtimeConfiguration = CurlRuntime.Configuration()
     runtimeConfiguration.maxConcurrentTransfers = max(64, registry.channels.values.map(\.concurrency).reduce(0, +))
+    runtimeConfiguration.defaultCAFile = configuration.defaultCAFile
     let runtime = CurlRuntime(configuration: runtimeConfiguration, logger: logger)
     let recorder = GroupCommitter<Settlement, Void>(
         maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, flushDeadline: .seconds(15), logger: logger,
@@ -119,14 +136,20 @@ public func buildWorker(
             runtime: runtime, secrets: configuration.secrets, webhookSender: webhookSender,
             restrictToPublicAddresses: !configuration.allowPrivateTargets, receiptLinks: configuration.receiptLinks,
             logger: logger),
-        workerName: workerName, hostDeferral: configuration.hostDeferral)
+        workerName: workerName, hostDeferral: configuration.hostDeferral,
+        reporting: AttemptReporting(successLevel: configuration.successLogLevel))
     let supervisor = WorkerSupervisor(
-        selection: selection, config: config, endpoint: endpoint, shared: shared, logger: logger)
+        selection: selection, config: config, endpoints: endpoints, queueType: queueType, shared: shared, logger: logger)
     var services: [any Service] = [postgres, publisher, runtime, recorder, claimer] + (relay.map { [$0] } ?? []) + [supervisor]
+    if let port = configuration.managementPort {
+        services.append(managementApplication(
+            host: configuration.managementHost, port: port, exposition: configuration.metricsExposition, postgres: postgres,
+            publisher: publisher, logger: logger))
+    }
     if let loader {
         services.append(ConfigReloader(
             loader: loader, store: config, logger: logger,
-            prepare: { snapshot in try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry)) },
+            prepare: { snapshot in try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry, queueType: queueType)) },
             listener: { snapshot in supervisor.configurationChanged(snapshot) }))
     }
     return services
@@ -137,16 +160,21 @@ public func buildWorker(
 final class WorkerSupervisor: Service, Sendable {
     let selection: ChannelSelection
     let config: ConfigStore
-    let endpoint: AMQPEndpoint
+    let endpoints: [AMQPEndpoint]
+    let queueType: DeliveryTopology.QueueType
     let shared: WorkerShared
     let logger: Logger
     private let updates: AsyncStream<ConfigSnapshot>
     private let updatesContinuation: AsyncStream<ConfigSnapshot>.Continuation
 
-    init(selection: ChannelSelection, config: ConfigStore, endpoint: AMQPEndpoint, shared: WorkerShared, logger: Logger) {
+    init(
+        selection: ChannelSelection, config: ConfigStore, endpoints: [AMQPEndpoint], queueType: DeliveryTopology.QueueType,
+        shared: WorkerShared, logger: Logger
+    ) {
         self.selection = selection
         self.config = config
-        self.endpoint = endpoint
+        self.endpoints = endpoints
+        self.queueType = queueType
         self.shared = shared
         self.logger = logger
         (updates, updatesContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4))
@@ -163,10 +191,10 @@ final class WorkerSupervisor: Service, Sendable {
                 for name in selection.channels(in: snapshot.registry) where !running.contains(name) {
                     guard let channel = snapshot.registry[name] else { continue }
                     running.insert(name)
-                    let topology = DeliveryTopology.topology(for: channel)
+                    let topology = DeliveryTopology.topology(for: channel, queueType: queueType)
                     // Prefetch twice the slots: a slot finds its next message waiting, and no more sits unacked.
                     let consumer = BrokerConsumer(
-                        endpoint: endpoint, queue: DeliveryTopology.workQueue(name),
+                        endpoints: endpoints, queue: DeliveryTopology.workQueue(name),
                         prefetch: UInt16(clamping: channel.concurrency * 2), topology: topology, logger: logger)
                     let worker = ChannelWorker(channelName: name, config: config, consumer: consumer, shared: shared, logger: logger)
                     group.addTask {

@@ -108,6 +108,8 @@ import Testing
         // ru has no e-mail part: the default locale's is used.
         #expect(big.messages["email"]?.subject == "Alert: card payment")
         #expect(big.messages["email"]?.html == "<b>card payment</b>")
+        // The locale each message was rendered in is what the delivery stores and GET shows.
+        #expect(big.locales == ["sms": "ru", "email": "en"])
 
         let small = try plan(snapshot, [
             "template": "alert", "data": ["event": "<login>", "amount": 5], "to": ["email": "a@example.com"],
@@ -115,6 +117,7 @@ import Testing
         #expect(small.rule == "rest")
         #expect(small.channels == ["email"])
         #expect(small.messages["email"]?.html == "<b>&lt;login&gt;</b>")
+        #expect(small.locales == ["email": "en"])
     }
 
     @Test func aFallbackSkipsChannelsTheRecipientCannotUse() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HeraldCore
+import HeraldGateway
 import HeraldStore
 import Hummingbird
 import HummingbirdTesting
@@ -131,6 +132,44 @@ struct APIAccessTests {
             #expect(try E2E.document(theirs)["items"]?.arrayValue?.isEmpty == true)
             let wrong = try await audit(#"{"collection": "deliveries", "filter": {"status": {"$nee": 1}}}"#, client: herald.client)
             #expect(wrong.status == .unprocessableContent)
+        }
+    }
+
+    /// The served routes and openapi.yaml describe the same operations: a route without a description
+    /// or a description without a route fails here. Every described operation is really answered
+    /// (not the router's 404/405), and the document and the docs page are served without a key.
+    @Test func routesAndTheOpenAPIDocumentAgree() async throws {
+        let channel = DeliveryGuaranteesTests.channel()
+        try await E2E.withHerald(channel: channel, receiver: WebhookReceiver()) { herald in
+            #expect(Set(herald.components.routes) == Set(APIDocument.operations))
+            #expect(herald.components.routes.count == APIDocument.operations.count)
+
+            let unknownID = UUID().uuidString.lowercased()
+            for operation in APIDocument.operations {
+                let parts = operation.split(separator: " ").map(String.init)
+                let path = parts[1].replacingOccurrences(of: "{id}", with: unknownID).replacingOccurrences(of: "{name}", with: "nope")
+                    .replacingOccurrences(of: "{channel}", with: "nope").replacingOccurrences(of: "{provider}", with: "nope")
+                let method = HTTPRequest.Method(parts[0])!
+                let response = try await herald.client.execute(
+                    uri: path, method: method, headers: [.contentType: "application/json"],
+                    body: method == .post ? ByteBuffer(string: "{}") : nil)
+                let type = response.status.code >= 400 ? try E2E.document(response)["type"]?.stringValue : nil
+                #expect(type != "https://herald.dev/problems/http-404", "\(operation) is described but not routed")
+                #expect(response.status != .methodNotAllowed, "\(operation)")
+                #expect(response.status.code < 500, "\(operation) answered \(response.status)")
+            }
+
+            let open = herald.client.with(token: "")
+            let yaml = try await open.execute(uri: "/openapi.yaml", method: .get)
+            #expect(yaml.status == .ok)
+            #expect(String(buffer: yaml.body) == APIDocument.yaml)
+            let docs = try await open.execute(uri: "/docs", method: .get)
+            #expect(docs.status == .ok)
+            #expect(docs.headers[.contentType]?.hasPrefix("text/html") == true)
+            // A described path asked with another method: 405 naming the methods it has.
+            let wrong = try await herald.client.execute(uri: "/v1/notifications/batch", method: .get)
+            #expect(wrong.status == .methodNotAllowed)
+            #expect(wrong.headers[.allow] == "POST")
         }
     }
 }

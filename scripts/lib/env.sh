@@ -24,6 +24,29 @@ HERALD_AMQP_MGMT_PORT="${HERALD_AMQP_MGMT_PORT:-15672}"   # RabbitMQ management 
 HERALD_EPMD_PORT="${HERALD_EPMD_PORT:-4369}"              # Erlang port mapper (shared by nodes)
 HERALD_HTTP_PORT="${HERALD_HTTP_PORT:-8080}"              # herald gateway HTTP API
 HERALD_SINK_PORT="${HERALD_SINK_PORT:-9099}"              # example webhook sink (herald sink)
+# Herald's own Postfix (scripts/lib/postfix.sh): STARTTLS with a private CA, no TLS, self-signed.
+HERALD_SMTP_PORT="${HERALD_SMTP_PORT:-2525}"
+HERALD_SMTP_PLAIN_PORT="${HERALD_SMTP_PLAIN_PORT:-2526}"
+HERALD_SMTP_SELFSIGNED_PORT="${HERALD_SMTP_SELFSIGNED_PORT:-2527}"
+HERALD_WORKER_MANAGEMENT_PORT="${HERALD_WORKER_MANAGEMENT_PORT:-9100}"  # scripts/run's worker: /metrics, /healthz, /readyz
+# scripts/check-observability: Prometheus 2.42 and Alertmanager 0.25 (9090-9098), and the Herald
+# processes and recording receiver it runs (9190-9199; every Herald management port lies in 9100-9199).
+HERALD_PROMETHEUS_PORT="${HERALD_PROMETHEUS_PORT:-9090}"
+HERALD_ALERTMANAGER_PORT="${HERALD_ALERTMANAGER_PORT:-9093}"
+HERALD_ALERTMANAGER_CLUSTER_PORT="${HERALD_ALERTMANAGER_CLUSTER_PORT:-9094}"  # gossip, bound to 127.0.0.1
+HERALD_OBS_GATEWAY_PORT="${HERALD_OBS_GATEWAY_PORT:-9190}"
+HERALD_OBS_WORKER_PORT="${HERALD_OBS_WORKER_PORT:-9191}"                # the first worker's management port
+HERALD_OBS_LATE_WORKER_PORT="${HERALD_OBS_LATE_WORKER_PORT:-9192}"      # the worker started later for the idle queue
+HERALD_OBS_RECEIVER_PORT="${HERALD_OBS_RECEIVER_PORT:-9193}"
+# scripts/cluster: a 3-node RabbitMQ cluster; node N (1-3) uses BASE+N of each range.
+HERALD_CLUSTER_AMQP_BASE="${HERALD_CLUSTER_AMQP_BASE:-5680}"      # AMQP 5681-5683
+HERALD_CLUSTER_DIST_BASE="${HERALD_CLUSTER_DIST_BASE:-25680}"     # Erlang dist 25681-25683
+HERALD_CLUSTER_MGMT_BASE="${HERALD_CLUSTER_MGMT_BASE:-15680}"     # management 15681-15683 (optional)
+HERALD_CLUSTER_HTTP_PORT="${HERALD_CLUSTER_HTTP_PORT:-18090}"     # the cluster test's gateway
+# scripts/container-smoke: host ports the compose stack publishes (compose.yaml reads the same names).
+HERALD_SMOKE_API_PORT="${HERALD_SMOKE_API_PORT:-18080}"           # the API (edge proxy in front of the gateways)
+HERALD_SMOKE_PG_PORT="${HERALD_SMOKE_PG_PORT:-18032}"             # the stack's PostgreSQL
+HERALD_SMOKE_AMQP_MGMT_PORT="${HERALD_SMOKE_AMQP_MGMT_PORT:-18072}" # the stack's RabbitMQ management
 # Herald's own Kannel (scripts/lib/kannel.sh): sendsms HTTP, bearerbox admin, box link, fake SMSC.
 HERALD_KANNEL_SENDSMS_PORT="${HERALD_KANNEL_SENDSMS_PORT:-10002}"
 HERALD_KANNEL_ADMIN_PORT="${HERALD_KANNEL_ADMIN_PORT:-10000}"
@@ -43,6 +66,10 @@ HERALD_POSTGRES_URL="${HERALD_POSTGRES_URL:-postgres://postgres@127.0.0.1:$HERAL
 # scripts/test points HERALD_POSTGRES_URL at this one, so tests never touch the dev database.
 HERALD_TEST_POSTGRES_URL="${HERALD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:$HERALD_PG_PORT/herald_test}"
 HERALD_AMQP_URL="${HERALD_AMQP_URL:-amqp://guest:guest@127.0.0.1:$HERALD_AMQP_PORT/}"
+# The Postfix instance's folder (config, queue, Maildir, log, test CA): named after its port, not
+# the checkout, so every checkout that reuses a running instance finds its Maildir.
+HERALD_POSTFIX_DIR="${HERALD_POSTFIX_DIR:-/var/tmp/herald-postfix-$HERALD_SMTP_PORT}"
+
 # The Kannel and Synapse folders (config, logs, the fake SMSC's log, the homeserver's database): named
 # after their ports, not the checkout, so every checkout reusing a running instance reads the same logs.
 HERALD_KANNEL_DIR="${HERALD_KANNEL_DIR:-/var/tmp/herald-kannel-$HERALD_KANNEL_SENDSMS_PORT}"
@@ -54,7 +81,12 @@ HERALD_SYNAPSE_PASSWORD="${HERALD_SYNAPSE_PASSWORD:-herald-synapse-test}"
 
 export HERALD_ROOT HERALD_RUN_DIR HERALD_CONFIG_DIR \
   HERALD_PG_PORT HERALD_AMQP_PORT HERALD_AMQP_DIST_PORT HERALD_AMQP_MGMT_PORT HERALD_EPMD_PORT \
-  HERALD_HTTP_PORT HERALD_SINK_PORT HERALD_RABBITMQ_MANAGEMENT \
+  HERALD_HTTP_PORT HERALD_SINK_PORT HERALD_WORKER_MANAGEMENT_PORT HERALD_RABBITMQ_MANAGEMENT \
+  HERALD_SMTP_PORT HERALD_SMTP_PLAIN_PORT HERALD_SMTP_SELFSIGNED_PORT HERALD_POSTFIX_DIR \
+  HERALD_PROMETHEUS_PORT HERALD_ALERTMANAGER_PORT HERALD_ALERTMANAGER_CLUSTER_PORT \
+  HERALD_OBS_GATEWAY_PORT HERALD_OBS_WORKER_PORT HERALD_OBS_LATE_WORKER_PORT HERALD_OBS_RECEIVER_PORT \
+  HERALD_CLUSTER_AMQP_BASE HERALD_CLUSTER_DIST_BASE HERALD_CLUSTER_MGMT_BASE HERALD_CLUSTER_HTTP_PORT \
+  HERALD_SMOKE_API_PORT HERALD_SMOKE_PG_PORT HERALD_SMOKE_AMQP_MGMT_PORT \
   HERALD_KANNEL_SENDSMS_PORT HERALD_KANNEL_ADMIN_PORT HERALD_KANNEL_BOX_PORT HERALD_KANNEL_SMSC_PORT HERALD_KANNEL_DIR \
   HERALD_KANNEL_USERNAME HERALD_KANNEL_PASSWORD \
   HERALD_SYNAPSE_PORT HERALD_SYNAPSE_DIR HERALD_SYNAPSE_USER HERALD_SYNAPSE_PASSWORD \

@@ -1118,6 +1118,101 @@ def rabbitmq_restart(run: Run) -> None:
     run.finish()
 
 
+class Cluster:
+    """The 3-node RabbitMQ cluster of `scripts/cluster test`, driven through that script."""
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+
+    @staticmethod
+    def from_environment() -> "Cluster":
+        script = os.environ.get("HERALD_CLUSTER_SCRIPT")
+        if not script:
+            raise ScenarioError("this scenario needs a RabbitMQ cluster: run it with scripts/cluster test")
+        return Cluster(script)
+
+    def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+        return subprocess.run([self.script, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def leader(self, queue: str) -> Optional[str]:
+        done = self.run("leader", queue, timeout=30)
+        name = done.stdout.strip()
+        return name if done.returncode == 0 and name else None
+
+    def stop_node(self, node: str) -> None:
+        done = self.run("stop-node", node)
+        if done.returncode != 0:
+            raise ScenarioError(f"scripts/cluster stop-node {node} failed: {done.stderr[-300:]}")
+
+    def start_node(self, node: str) -> None:
+        done = self.run("start-node", node, timeout=180)
+        if done.returncode != 0:
+            raise ScenarioError(f"scripts/cluster start-node {node} failed: {done.stderr[-300:]}")
+
+    @staticmethod
+    def amqp_port(node: str) -> int:
+        match = re.fullmatch(r"heraldc([1-3])@localhost", node)
+        if not match:
+            raise ScenarioError(f"unexpected cluster node name {node!r}")
+        return int(os.environ.get("HERALD_CLUSTER_AMQP_BASE", "5680")) + int(match.group(1))
+
+
+CONNECTED = re.compile(r'"AMQP (publisher|consumer) connected"')
+ENDPOINT_PORT = re.compile(r'amqp://[^"@]*@[^":/]+:(\d+)/')
+
+
+def broker_connections(procs: list[Proc]) -> dict[str, list[int]]:
+    """For each process and AMQP role, the broker ports it connected to, in order (from its log)."""
+    seen: dict[str, list[int]] = collections.defaultdict(list)
+    for proc in procs:
+        try:
+            lines = proc.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            role = CONNECTED.search(line)
+            port = ENDPOINT_PORT.search(line)
+            if role and port:
+                seen[f"{proc.name} {role.group(1)}"].append(int(port.group(1)))
+    return dict(seen)
+
+
+def rabbitmq_leader_stop(run: Run) -> None:
+    """Stops the cluster node that leads the webhook channel's quorum queue under load."""
+    cluster = Cluster.from_environment()
+    t = Timing(load=run.ctx.pick(20, 10), fault_at=run.ctx.pick(7, 4))
+    leader = cluster.leader(WORK_QUEUE)
+    if leader is None:
+        raise ScenarioError(f"no leader for {WORK_QUEUE}: is it a quorum queue (HERALD_AMQP_QUEUE_TYPE=quorum)?")
+    stopped_port = cluster.amqp_port(leader)
+    run.start_load(t)
+    run.at(t.fault_at)
+    log(f"  fault: stop {leader} (port {stopped_port}), the leader of {WORK_QUEUE}")
+    cluster.stop_node(leader)
+    try:
+        new_leader = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            new_leader = cluster.leader(WORK_QUEUE)
+            if new_leader not in (None, leader):
+                break
+            time.sleep(0.5)
+        run.result.check("a survivor leads the queue", new_leader not in (None, leader),
+                         f"{leader} stopped, leader now {new_leader}")
+        run.fault_ended()
+        run.finish()
+        connections = broker_connections(run.herald.procs)
+        on_stopped = {who: ports for who, ports in connections.items() if stopped_port in ports}
+        moved = [who for who, ports in on_stopped.items() if ports[-1] != stopped_port]
+        stuck = [who for who, ports in on_stopped.items() if ports[-1] == stopped_port]
+        run.result.notes.append(f"broker connections by process and role (ports in order): {connections}")
+        run.result.check("clients of the stopped node reconnected to a survivor", bool(moved) and not stuck,
+                         f"moved: {', '.join(moved) or 'none'}; still on the stopped node: {', '.join(stuck) or 'none'}")
+    finally:
+        cluster.start_node(leader)
+
+
 def postgres_restart(run: Run) -> None:
     t = Timing(load=run.ctx.pick(35, 14), fault_at=run.ctx.pick(5, 3), outage=run.ctx.pick(20, 5))
     run.start_load(t)
@@ -1213,6 +1308,8 @@ class Scenario:
     quick: bool
     full_runs: int
     summary: str
+    # Needs the 3-node cluster of scripts/cluster test: run only when named with --only.
+    cluster: bool = False
 
 
 SCENARIOS = [
@@ -1225,6 +1322,8 @@ SCENARIOS = [
     Scenario("poison-message", poison_message, True, 1, "undecodable messages on the work queue among normal traffic"),
     Scenario("sighup-storm", sighup_storm, False, 1, "20 SIGHUPs to the gateway and the worker under load"),
     Scenario("duplicate-submissions", duplicate_submissions, True, 1, "every notification sent 3 times with one key"),
+    Scenario("rabbitmq-leader-stop", rabbitmq_leader_stop, False, 1,
+             "stop the cluster node leading the channel's quorum queue (scripts/cluster test)", cluster=True),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -1367,7 +1466,7 @@ def selected(args: argparse.Namespace) -> list[tuple[Scenario, int]]:
     elif args.quick:
         chosen = [s for s in SCENARIOS if s.quick]
     else:
-        chosen = list(SCENARIOS)
+        chosen = [s for s in SCENARIOS if not s.cluster]
     return [(s, args.runs or (1 if args.quick else s.full_runs)) for s in chosen]
 
 
