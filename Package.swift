@@ -13,6 +13,11 @@ let package = Package(
     products: [
         .executable(name: "herald", targets: ["HeraldCLI"]),
         .executable(name: "herald-bench", targets: ["HeraldBench"]),
+        // For the micro-benchmarks (Benchmarks/, its own package depending on this one by path), so
+        // that normal builds never compile the benchmark library.
+        .library(
+            name: "HeraldHotPaths",
+            targets: ["HeraldCore", "HeraldConfig", "HeraldEngine", "HeraldProviders", "HeraldTemplating", "HeraldHTTPRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),

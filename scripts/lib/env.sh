@@ -34,6 +34,13 @@ HERALD_SMOKE_API_PORT="${HERALD_SMOKE_API_PORT:-18080}"           # the API (edg
 HERALD_SMOKE_PG_PORT="${HERALD_SMOKE_PG_PORT:-18032}"             # the stack's PostgreSQL
 HERALD_SMOKE_AMQP_MGMT_PORT="${HERALD_SMOKE_AMQP_MGMT_PORT:-18072}" # the stack's RabbitMQ management
 
+# scripts/bench: its own durable PostgreSQL and RabbitMQ node, gateways on BASE+0.., the sink.
+HERALD_BENCH_PG_PORT="${HERALD_BENCH_PG_PORT:-16432}"             # PostgreSQL, fsync and synchronous_commit on
+HERALD_BENCH_AMQP_PORT="${HERALD_BENCH_AMQP_PORT:-5690}"          # RabbitMQ node heraldbench@localhost
+HERALD_BENCH_AMQP_DIST_PORT="${HERALD_BENCH_AMQP_DIST_PORT:-25690}"
+HERALD_BENCH_HTTP_BASE="${HERALD_BENCH_HTTP_BASE:-8190}"          # gateway N (0-3) on BASE+N
+HERALD_BENCH_SINK_PORT="${HERALD_BENCH_SINK_PORT:-9190}"          # herald sink, the webhook receiver
+
 # Enable RabbitMQ's management plugin (UI + HTTP API on $HERALD_AMQP_MGMT_PORT)? It adds ~3 s to
 # a cold start and ~50 MB of memory, so it is on for developers and off in CI.
 if [[ -z "${HERALD_RABBITMQ_MANAGEMENT:-}" ]]; then
@@ -51,6 +58,7 @@ export HERALD_ROOT HERALD_RUN_DIR HERALD_CONFIG_DIR \
   HERALD_HTTP_PORT HERALD_SINK_PORT HERALD_RABBITMQ_MANAGEMENT \
   HERALD_CLUSTER_AMQP_BASE HERALD_CLUSTER_DIST_BASE HERALD_CLUSTER_MGMT_BASE HERALD_CLUSTER_HTTP_PORT \
   HERALD_SMOKE_API_PORT HERALD_SMOKE_PG_PORT HERALD_SMOKE_AMQP_MGMT_PORT \
+  HERALD_BENCH_PG_PORT HERALD_BENCH_AMQP_PORT HERALD_BENCH_AMQP_DIST_PORT HERALD_BENCH_HTTP_BASE HERALD_BENCH_SINK_PORT \
   HERALD_POSTGRES_URL HERALD_TEST_POSTGRES_URL HERALD_AMQP_URL
 
 # --- toolchain --------------------------------------------------------------------------------
