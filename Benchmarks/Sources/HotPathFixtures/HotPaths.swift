@@ -4,6 +4,7 @@ import HeraldCore
 import HeraldEngine
 import HeraldHTTPRuntime
 import HeraldProviders
+import HeraldTemplating
 import Logging
 
 /// The operations a notification goes through on its hot path, each on fixed inputs built once from
@@ -63,7 +64,8 @@ public struct HotPaths: Sendable {
         let signingKey = StandardWebhooks.key(fromSecret: secret) ?? []
         let signedBody = Array(repeating: UInt8(ascii: "x"), count: 400)
         let messageID = StandardWebhooks.messageID(deliveryID: job.deliveryID)
-        let rules = spec.response
+        guard case .http(let http) = spec.transport else { throw FixtureError(description: "the webhook provider is not http") }
+        let rules = http.response
         let success = HTTPResponse(status: 200, headers: [HTTPHeaderField("Content-Type", "text/plain")], body: Array("ok".utf8))
         let throttled = HTTPResponse(
             status: 429, headers: [HTTPHeaderField("Retry-After", "30")], body: Array(#"{"error":"slow down"}"#.utf8))
