@@ -84,12 +84,19 @@ let package = Package(
             dependencies: ["HeraldCore"],
             swiftSettings: strictSettings
         ),
+        // What a provider is: its description, every template in it compiled (parsed by HeraldConfig, run by HeraldProviders).
+        .target(
+            name: "HeraldProviderModel",
+            dependencies: ["HeraldCore", "HeraldTemplating"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "HeraldConfig",
             dependencies: [
                 "HeraldCore",
                 "HeraldFilter",
                 "HeraldTemplating",
+                "HeraldProviderModel",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,6 +111,7 @@ let package = Package(
             dependencies: [
                 "HeraldCore",
                 "HeraldTemplating",
+                "HeraldProviderModel",
                 "HeraldHTTPRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -131,6 +139,7 @@ let package = Package(
             name: "HeraldGateway",
             dependencies: [
                 "HeraldCore",
+                "HeraldProviderModel",
                 "HeraldStore",
                 "HeraldBroker",
                 "HeraldMessaging",
@@ -159,6 +168,7 @@ let package = Package(
                 "HeraldMessaging",
                 "HeraldHTTPRuntime",
                 "HeraldConfig",
+                "HeraldProviderModel",
                 "HeraldProviders",
                 "HeraldEngine",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -223,13 +233,14 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldConfigTests",
-            dependencies: ["HeraldConfig", "HeraldCore", "HeraldTemplating", "HeraldFilter"],
+            dependencies: ["HeraldConfig", "HeraldCore", "HeraldTemplating", "HeraldFilter", "HeraldProviderModel"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "HeraldProvidersTests",
             dependencies: [
                 "HeraldProviders",
+                "HeraldProviderModel",
                 "HeraldCore",
                 "HeraldTemplating",
                 "HeraldHTTPRuntime",
@@ -284,6 +295,7 @@ let package = Package(
                 "HeraldHTTPRuntime",
                 "HeraldFilter",
                 "HeraldConfig",
+                "HeraldProviderModel",
                 "HeraldProviders",
                 "HeraldGateway",
                 "HeraldWorker",

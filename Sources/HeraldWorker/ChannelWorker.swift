@@ -5,6 +5,7 @@ import HeraldCore
 import HeraldEngine
 import HeraldHTTPRuntime
 import HeraldMessaging
+import HeraldProviderModel
 import HeraldProviders
 import HeraldStore
 import Logging
@@ -105,7 +106,8 @@ final class ChannelWorker: Service, Sendable {
         }
         defer { if let host, channel.maxInFlightPerHost != nil { hosts.release(host) } }
 
-        let lease = DeliveryEngine.lease(for: channel)
+        let providers = snapshot.providers(for: channel.name)
+        let lease = DeliveryEngine.lease(for: channel, providers: providers.count)
         var decision: ClaimDecision
         var waited: Duration = .zero
         while true {
@@ -125,7 +127,7 @@ final class ChannelWorker: Service, Sendable {
             }
             decision = DeliveryEngine.decide(claim: claim, job: job, expectedAttempt: expectedAttempt, now: Date())
             guard case .wait(let pause) = decision else { break }
-            if waited > DeliveryEngine.lease(for: channel) + .seconds(5) || Task.isShuttingDownGracefully {
+            if waited > lease + .seconds(5) || Task.isShuttingDownGracefully {
                 consumer.reject(message.deliveryTag, requeue: true)
                 return
             }
@@ -160,7 +162,8 @@ final class ChannelWorker: Service, Sendable {
             await waitForRateLimit(channel)
             var attemptJob = job
             attemptJob.attempt = number
-            let tries = await shared.attempter.attempt(attemptJob, channel: channel, snapshotVersion: snapshot.version)
+            let tries = await shared.attempter.attempt(
+                attemptJob, channel: channel, providers: providers, snapshotVersion: snapshot.version)
             for providerTry in tries {
                 Counter(label: "herald_attempts_total", dimensions: [
                     ("channel", channel.name), ("provider", providerTry.provider), ("outcome", providerTry.outcome.rawValue),

@@ -1,4 +1,5 @@
 import Foundation
+import HeraldProviderModel
 import HeraldProviders
 import Testing
 

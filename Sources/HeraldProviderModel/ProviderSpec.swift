@@ -1,26 +1,17 @@
-/// A template's source text, and where it came from (for error messages).
-public struct TemplateText: Sendable, Hashable {
-    public var source: String
-    /// `file:line:column` of the value in the configuration.
-    public var location: String
+import Foundation
+import HeraldCore
+import HeraldTemplating
 
-    public init(_ source: String, location: String = "") {
-        self.source = source
-        self.location = location
-    }
-}
+/// One way a channel can deliver, tried in order: read from the channel's YAML and compiled once, at
+/// load (every template with the escaping of the place its value lands), then carried by the
+/// configuration snapshot to the workers, which only render it.
+public struct ProviderSpec: Sendable {
+    public let name: String
+    public let transport: Transport
+    /// The secrets its templates refer to, sorted (the first missing one is reported).
+    public let secretNames: [String]
 
-/// What a channel renders from a template: which part of a template it uses.
-public enum ChannelCategory: String, Sendable, Hashable, CaseIterable {
-    case email, sms, push, chat, webhook
-}
-
-/// One way a channel can deliver, tried in order.
-public struct ProviderSpec: Sendable, Hashable {
-    public var name: String
-    public var transport: Transport
-
-    public enum Transport: Sendable, Hashable {
+    public enum Transport: Sendable {
         case http(HTTPProviderSpec)
         case smtp(SMTPProviderSpec)
     }
@@ -28,22 +19,42 @@ public struct ProviderSpec: Sendable, Hashable {
     public init(name: String, transport: Transport) {
         self.name = name
         self.transport = transport
+        self.secretNames = Self.secretNames(in: transport)
+    }
+
+    /// Every `secrets.NAME` a template or a `{$value: secrets.NAME}` of `transport` uses. Found by
+    /// walking the whole description, so a new field or auth kind needs nothing here.
+    static func secretNames(in transport: Transport) -> [String] {
+        var names = Set<String>()
+        func visit(_ value: Any) {
+            if let template = value as? CompiledTemplate {
+                names.formUnion(template.secretNames)
+                return
+            }
+            if case .contextValue(let path)? = value as? HTTPProviderSpec.BodyValue {
+                let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+                if parts.count >= 2, parts[0] == "secrets" { names.insert(String(parts[1])) }
+                return
+            }
+            if value is JSONValue { return }
+            for child in Mirror(reflecting: value).children { visit(child.value) }
+        }
+        visit(transport)
+        return names.sorted()
     }
 }
 
 /// An HTTP provider: a request described with templates, and how to read the answer.
-public struct HTTPProviderSpec: Sendable, Hashable {
+public struct HTTPProviderSpec: Sendable {
     public var method: String
-    public var url: TemplateText
-    public var headers: [(name: String, value: TemplateText)]
+    /// Compiled with `Escaping.url(for:)`: a URL that is exactly one value is taken whole.
+    public var url: CompiledTemplate
+    public var headers: [Field]
     public var body: Body?
     public var auth: Auth?
     public var response: ResponseRules
 
-    public init(
-        method: String, url: TemplateText, headers: [(name: String, value: TemplateText)], body: Body?, auth: Auth?,
-        response: ResponseRules
-    ) {
+    public init(method: String, url: CompiledTemplate, headers: [Field], body: Body?, auth: Auth?, response: ResponseRules) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -52,45 +63,31 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         self.response = response
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.method == rhs.method && lhs.url == rhs.url && lhs.headers.map(\.name) == rhs.headers.map(\.name)
-            && lhs.headers.map(\.value) == rhs.headers.map(\.value) && lhs.body == rhs.body && lhs.auth == rhs.auth
-            && lhs.response == rhs.response
-    }
+    /// The URL is exactly one value (`{{to.webhook_url}}`): taken whole, not percent-encoded.
+    public var urlIsSingleValue: Bool { url.source.isSingleValue }
 
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(method)
-        hasher.combine(url)
-        for header in headers {
-            hasher.combine(header.name)
-            hasher.combine(header.value)
-        }
-        hasher.combine(body)
-        hasher.combine(auth)
-        hasher.combine(response)
-    }
-
-    public enum Body: Sendable, Hashable {
+    public enum Body: Sendable {
         /// A JSON structure whose string leaves are templates; serialised by Herald.
         case json(BodyValue)
         /// Form fields, each value a template; form-urlencoded by Herald.
-        case form([FormField])
-        /// A text template escaped for `contentType`.
-        case text(TemplateText, contentType: String)
+        case form([Field])
+        /// A text template escaped for `contentType` (`Escaping(contentType:)`).
+        case text(CompiledTemplate, contentType: String)
     }
 
-    public struct FormField: Sendable, Hashable {
+    /// A header or form field: a name and a template.
+    public struct Field: Sendable {
         public var name: String
-        public var value: TemplateText
-        public init(name: String, value: TemplateText) {
+        public var value: CompiledTemplate
+        public init(name: String, value: CompiledTemplate) {
             self.name = name
             self.value = value
         }
     }
 
     /// A node of a JSON body.
-    public indirect enum BodyValue: Sendable, Hashable {
-        case template(TemplateText)
+    public indirect enum BodyValue: Sendable {
+        case template(CompiledTemplate)
         /// A JSON value copied from the template context (`{$value: data.items}`).
         case contextValue(path: String)
         case literal(JSONValue)
@@ -99,7 +96,7 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         case object([BodyMember])
     }
 
-    public struct BodyMember: Sendable, Hashable {
+    public struct BodyMember: Sendable {
         public var key: String
         public var value: BodyValue
         public init(key: String, value: BodyValue) {
@@ -108,29 +105,31 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         }
     }
 
-    public enum Auth: Sendable, Hashable {
-        case basic(username: TemplateText, password: TemplateText)
-        case bearer(token: TemplateText)
+    /// How a request is authenticated. A new kind is a case here, an entry in the parser's table
+    /// (`ProviderParser.authKinds`) and a branch of the signer (`ProviderClient.authHeaders`).
+    public enum Auth: Sendable {
+        case basic(username: CompiledTemplate, password: CompiledTemplate)
+        case bearer(token: CompiledTemplate)
         case hmac(HMACAuth)
-        case standardWebhooks(secret: TemplateText)
-        case googleServiceAccount(credentials: TemplateText, scope: String)
-        case apnsJWT(keyID: TemplateText, teamID: TemplateText, privateKey: TemplateText)
+        case standardWebhooks(secret: CompiledTemplate)
+        case googleServiceAccount(credentials: CompiledTemplate, scope: String)
+        case apnsJWT(keyID: CompiledTemplate, teamID: CompiledTemplate, privateKey: CompiledTemplate)
     }
 
-    public struct HMACAuth: Sendable, Hashable {
+    public struct HMACAuth: Sendable {
         public enum Algorithm: String, Sendable, Hashable { case sha1, sha256, sha512 }
         public enum Encoding: String, Sendable, Hashable { case hex, base64 }
         public var header: String
-        public var secret: TemplateText
+        public var secret: CompiledTemplate
         public var algorithm: Algorithm
         public var encoding: Encoding
         public var prefix: String
         /// What is signed; nil = the body bytes.
-        public var signed: TemplateText?
+        public var signed: CompiledTemplate?
 
         public init(
-            header: String, secret: TemplateText, algorithm: Algorithm, encoding: Encoding, prefix: String,
-            signed: TemplateText?
+            header: String, secret: CompiledTemplate, algorithm: Algorithm, encoding: Encoding, prefix: String,
+            signed: CompiledTemplate?
         ) {
             self.header = header
             self.secret = secret
@@ -185,30 +184,21 @@ public struct StatusSet: Sendable, Hashable {
 }
 
 /// An SMTP provider.
-public struct SMTPProviderSpec: Sendable, Hashable {
+public struct SMTPProviderSpec: Sendable {
     public enum StartTLS: String, Sendable, Hashable { case required, opportunistic, none }
-    public var url: TemplateText
+    public var url: CompiledTemplate
     public var startTLS: StartTLS
-    public var username: TemplateText?
-    public var password: TemplateText?
-    public var from: TemplateText
+    public var username: CompiledTemplate?
+    public var password: CompiledTemplate?
+    public var from: CompiledTemplate
 
-    public init(url: TemplateText, startTLS: StartTLS, username: TemplateText?, password: TemplateText?, from: TemplateText) {
+    public init(
+        url: CompiledTemplate, startTLS: StartTLS, username: CompiledTemplate?, password: CompiledTemplate?, from: CompiledTemplate
+    ) {
         self.url = url
         self.startTLS = startTLS
         self.username = username
         self.password = password
         self.from = from
     }
-}
-
-/// A request rate, e.g. `30/s`.
-public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
-    public var count: Int
-    public var per: Duration
-    public init(count: Int, per: Duration) {
-        self.count = count
-        self.per = per
-    }
-    public var description: String { "\(count)/\(per)" }
 }
