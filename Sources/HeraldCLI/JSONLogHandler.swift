@@ -1,10 +1,16 @@
 import Foundation
+import HeraldCore
+import HeraldFilter
 import Logging
 
-/// One JSON object per line on standard error, ready for Filebeat/Logstash:
-/// `{"@timestamp", "level", "logger", "message", "source", …metadata}`.
+/// One JSON object per line on standard error, in Elastic Common Schema names, ready for
+/// Filebeat/Logstash (deploy/elk/): `@timestamp`, `log.level`, `log.logger`, `message`,
+/// `service.name`, `log.origin.*`, then the metadata. Values keep their JSON types: a number logged as
+/// a number (`.stringConvertible(42)`) is a JSON number, a list an array, a dictionary an object.
 struct JSONLogHandler: LogHandler {
     let label: String
+    /// `herald-gateway`, `herald-worker`, …
+    let service: String
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
 
@@ -13,23 +19,45 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-        file: String, function: String, line: UInt
-    ) {
-        var fields: [String: String] = [:]
-        for (key, value) in metadata.merging(explicit ?? [:], uniquingKeysWith: { _, new in new }) {
-            fields[key] = "\(value)"
+    func log(event: LogEvent) {
+        let line = Self.line(
+            event: event, handlerMetadata: metadata, label: label, service: service, now: Date())
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// The line for `event`, without its newline (pure: the tests read it).
+    static func line(event: LogEvent, handlerMetadata: Logger.Metadata, label: String, service: String, now: Date) -> String {
+        var fields: [String: JSONValue] = [:]
+        for (key, value) in handlerMetadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) {
+            // ECS has `error` as an object (`error.message`, …): a plain "error" string would clash in the index.
+            fields[key == "error" ? "error.message" : key] = json(value)
         }
-        fields["@timestamp"] = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        fields["level"] = level.rawValue
-        fields["logger"] = label
-        fields["message"] = message.description
-        fields["source"] = source
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard var line = try? encoder.encode(fields) else { return }
-        line.append(0x0A)
-        FileHandle.standardError.write(line)
+        fields["@timestamp"] = .string(Timestamp.string(now))
+        fields["log.level"] = .string(event.level.rawValue)
+        fields["log.logger"] = .string(label)
+        fields["message"] = .string(event.message.description)
+        fields["service.name"] = .string(service)
+        fields["log.origin.file.name"] = .string(event.file.split(separator: "/").last.map(String.init) ?? event.file)
+        fields["log.origin.file.line"] = .integer(Int64(event.line))
+        fields["log.origin.function"] = .string(event.function)
+        return JSONText.serialize(.object(fields))
+    }
+
+    static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+        switch value {
+        case .string(let string): return .string(string)
+        case .stringConvertible(let convertible):
+            switch convertible {
+            case let value as Bool: return .bool(value)
+            case let value as Int: return .integer(Int64(value))
+            case let value as Int64: return .integer(value)
+            case let value as Int32: return .integer(Int64(value))
+            case let value as UInt16: return .integer(Int64(value))
+            case let value as Double where value.isFinite: return .double(value)
+            default: return .string(convertible.description)
+            }
+        case .array(let values): return .array(values.map(json))
+        case .dictionary(let members): return .object(members.mapValues(json))
+        }
     }
 }

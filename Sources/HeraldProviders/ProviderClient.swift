@@ -140,6 +140,10 @@ public final class ProviderClient: Sendable {
             headers.removeAll { header in signed.contains { $0.name.caseInsensitiveCompare(header.name) == .orderedSame } }
             headers += signed
         }
+        // The request's trace goes on to the provider (W3C Trace Context), as a span of this attempt.
+        if let trace = job.traceparent.flatMap(TraceContext.init(traceparent:)), !hasHeader("traceparent") {
+            headers.append(HTTPHeaderField("traceparent", trace.child().traceparent))
+        }
         return HTTPRequest(
             method: http.method, url: url, headers: headers, body: body, timeout: timeout,
             connectTimeout: min(timeout, .seconds(10)), restrictToPublicAddresses: restrictToPublicAddresses)

@@ -82,6 +82,10 @@ final class ChannelWorker: Service, Sendable {
         var logger = logger
         logger[metadataKey: "herald.delivery_id"] = "\(job.deliveryID.lowercasedString)"
         logger[metadataKey: "herald.notification_id"] = "\(job.notificationID.lowercasedString)"
+        logger[metadataKey: "herald.channel"] = "\(job.channel)"
+        if let trace = job.traceparent.flatMap(TraceContext.init(traceparent:)) {
+            logger[metadataKey: "trace.id"] = "\(trace.traceID)"
+        }
         let expectedAttempt = DeliveryTopology.attempt(of: message, job: job)
         let snapshot = config.snapshot
         guard let channel = snapshot.registry[job.channel] else {
@@ -162,13 +166,11 @@ final class ChannelWorker: Service, Sendable {
             await waitForRateLimit(channel)
             var attemptJob = job
             attemptJob.attempt = number
+            let inFlight = Meter(label: "herald_attempts_in_flight", dimensions: [("channel", channel.name)])
+            inFlight.increment()
             let tries = await shared.attempter.attempt(
                 attemptJob, channel: channel, providers: providers, snapshotVersion: snapshot.version)
-            for providerTry in tries {
-                Counter(label: "herald_attempts_total", dimensions: [
-                    ("channel", channel.name), ("provider", providerTry.provider), ("outcome", providerTry.outcome.rawValue),
-                ]).increment()
-            }
+            inFlight.decrement()
             let settlement = DeliveryEngine.settle(
                 job: attemptJob, number: number, attemptBase: base, tries: tries, policy: channel.retry,
                 worker: shared.workerName, now: Date(), random: Double.random(in: 0..<1))
@@ -186,6 +188,7 @@ final class ChannelWorker: Service, Sendable {
         do {
             let recorder = shared.recorder
             try await withDeadline(.seconds(20), "recording the outcome") { try await recorder.submit(settlement) }
+            shared.reporting.report(settlement, logger: logger)
             if !settlement.enqueue.isEmpty { shared.relay?.wake() }
             consumer.ack(message.deliveryTag)
         } catch {
@@ -229,7 +232,9 @@ final class ChannelWorker: Service, Sendable {
             current = fresh
             return fresh
         }
-        await limiter.waitForSlot()
+        if await limiter.waitForSlot() {
+            Counter(label: "herald_rate_limit_waits_total", dimensions: [("channel", channel.name)]).increment()
+        }
     }
 }
 
@@ -244,14 +249,18 @@ final class RateLimiter: Sendable {
         interval = limit.per / limit.count
     }
 
-    func waitForSlot() async {
+    /// Waits for the next slot; whether it had to wait.
+    @discardableResult
+    func waitForSlot() async -> Bool {
         let now = ContinuousClock.now
         let slot = nextFree.withLock { next -> ContinuousClock.Instant in
             let slot = max(next, now)
             next = slot + interval
             return slot
         }
-        if slot > now { try? await Task.sleep(until: slot, clock: .continuous) }
+        guard slot > now else { return false }
+        try? await Task.sleep(until: slot, clock: .continuous)
+        return true
     }
 }
 

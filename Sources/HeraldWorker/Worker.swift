@@ -34,6 +34,13 @@ public struct WorkerConfiguration: Sendable {
     public var relay = OutboxRelay.Configuration()
     /// How long a message over its host's in-flight bound waits in the outbox (±50 %). Default 1 s.
     public var hostDeferral: Duration = .seconds(1)
+    /// The level of a successful attempt's log line (failures are warning or error). Default info.
+    public var successLogLevel: Logger.Level = .info
+    /// The management port (`/metrics`, `/healthz`, `/readyz`); nil serves none, 0 picks a free port.
+    public var managementPort: Int?
+    public var managementHost: String = "127.0.0.1"
+    /// Text for the management port's `/metrics` (the executable plugs in its Prometheus registry).
+    public var metricsExposition: (@Sendable () -> String)?
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -67,6 +74,7 @@ struct WorkerShared: Sendable {
     let workerName: String
     let hostDeferral: Duration
     let unrecorded = UnrecordedSettlements()
+    var reporting = AttemptReporting()
 }
 
 public struct WorkerBuildError: Error, Sendable, CustomStringConvertible {
@@ -120,10 +128,16 @@ public func buildWorker(
         attempter: DeliveryAttempter(
             runtime: runtime, secrets: configuration.secrets, webhookSender: webhookSender,
             restrictToPublicAddresses: !configuration.allowPrivateTargets, logger: logger),
-        workerName: workerName, hostDeferral: configuration.hostDeferral)
+        workerName: workerName, hostDeferral: configuration.hostDeferral,
+        reporting: AttemptReporting(successLevel: configuration.successLogLevel))
     let supervisor = WorkerSupervisor(
         selection: selection, config: config, endpoints: endpoints, queueType: queueType, shared: shared, logger: logger)
     var services: [any Service] = [postgres, publisher, runtime, recorder, claimer] + (relay.map { [$0] } ?? []) + [supervisor]
+    if let port = configuration.managementPort {
+        services.append(managementApplication(
+            host: configuration.managementHost, port: port, exposition: configuration.metricsExposition, postgres: postgres,
+            publisher: publisher, logger: logger))
+    }
     if let loader {
         services.append(ConfigReloader(
             loader: loader, store: config, logger: logger,

@@ -9,6 +9,9 @@
 #   pkg-config            how SwiftPM finds the two C libraries' flags
 #   hey                   HTTP load generator, for scripts/load
 #   curl iproute2         readiness checks (curl) and port checks (ss)
+#   prometheus prometheus-alertmanager
+#                         promtool and the servers scripts/check-observability runs (alert rules,
+#                         live /metrics, the alert → Herald → notification path)
 #   python3-venv          only when python3 cannot make a venv (scripts/test's provider stand-ins)
 
 # shellcheck source=scripts/lib/env.sh
@@ -23,6 +26,8 @@ HERALD_APT_PACKAGES=(
   hey
   curl
   iproute2
+  prometheus
+  prometheus-alertmanager
 )
 
 # deb_installed PKG: true when dpkg has PKG fully installed (not just its config files left).
