@@ -180,11 +180,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The formats operators read: ECS JSON log lines, the Prometheus exposition with help texts.
+        .target(
+            name: "HeraldObservability",
+            dependencies: [
+                "HeraldCore", "HeraldFilter",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "HeraldCLI",
             dependencies: [
                 "HeraldCore",
                 "HeraldMessaging",
+                "HeraldObservability",
                 "HeraldStore",
                 "HeraldGateway",
                 "HeraldWorker",
@@ -263,7 +274,17 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldWorkerTests",
-            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime"],
+            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldObservabilityTests",
+            dependencies: [
+                "HeraldObservability", "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

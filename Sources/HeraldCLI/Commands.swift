@@ -4,6 +4,7 @@ import HeraldConfig
 import HeraldCore
 import HeraldProviders
 import HeraldGateway
+import HeraldObservability
 import HeraldStore
 import HeraldWorker
 import Hummingbird
@@ -27,13 +28,14 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.port = environment.httpPort
         let (loader, snapshot) = try environment.loadConfiguration()
         let config = ConfigStore(snapshot)
-        let exposition = MetricsExposition(registry: metrics, config: config, role: "gateway")
+        let exposition = MetricsExposition(registry: metrics, role: "gateway", configVersion: { config.snapshot.version })
         configuration.metricsExposition = { exposition.text() }
         configuration.metricsPort = environment.metricsPort
         configuration.metricsHost = environment.metricsHost
         configuration.defaultKeyRateLimit = environment.apiRateLimit
         configuration.allowPrivateTargets = environment.allowPrivateTargets
         configuration.alertRouting = try environment.alertRouting()
+        configuration.queueSampleInterval = try environment.queueSampleInterval()
         let (application, _) = try buildGateway(configuration: configuration, config: config, loader: loader, logger: logger)
         logger.info("gateway starting", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "config.version": "\(snapshot.version)",
@@ -79,7 +81,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let (loader, snapshot) = try environment.loadConfiguration()
         let config = ConfigStore(snapshot)
         var configuration = WorkerConfiguration(postgresURL: environment.postgresURL, amqpURL: environment.amqpURL)
-        let exposition = MetricsExposition(registry: metrics, config: config, role: "worker")
+        let exposition = MetricsExposition(registry: metrics, role: "worker", configVersion: { config.snapshot.version })
         configuration.metricsExposition = { exposition.text() }
         configuration.managementPort = environment.managementPort
         configuration.managementHost = environment.managementHost

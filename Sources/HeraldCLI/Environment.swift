@@ -3,6 +3,7 @@ import HeraldConfig
 import HeraldCore
 import HeraldGateway
 import HeraldMessaging
+import HeraldObservability
 import Logging
 import Metrics
 import Prometheus
@@ -36,6 +37,15 @@ struct HeraldEnvironment {
     /// A worker's management port (`/metrics`, `/healthz`, `/readyz`); unset: a free port, logged.
     var managementPort: Int { values["HERALD_MANAGEMENT_PORT"].flatMap(Int.init) ?? 0 }
     var managementHost: String { values["HERALD_MANAGEMENT_HOST"] ?? httpHost }
+    /// `HERALD_QUEUE_SAMPLE_INTERVAL`: seconds between reads of the channel queues' depth from the
+    /// broker (default 15; 0 turns them off).
+    func queueSampleInterval() throws -> Duration? {
+        guard let text = values["HERALD_QUEUE_SAMPLE_INTERVAL"], !text.isEmpty else { return .seconds(15) }
+        guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
+            throw InvalidSetting(name: "HERALD_QUEUE_SAMPLE_INTERVAL", value: text, expected: "seconds from 0 (off) to 86400")
+        }
+        return seconds == 0 ? nil : .milliseconds(Int64(seconds * 1000))
+    }
     /// The level of a successful attempt's log line (`info` unless set; failures are warning/error).
     var attemptLogLevel: Logger.Level { values["HERALD_ATTEMPT_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
     /// Requests a second per API key that has no rate of its own.

@@ -9,9 +9,13 @@ import Yams
 /// Reads and validates a configuration directory. Nothing is used unless everything is valid.
 public struct ConfigLoader: Sendable {
     public var directory: String
+    /// Where channels' `settings:` take their values from (see ``DeploymentSettings``): read on
+    /// every load, so a reload picks up a changed secrets file.
+    public var settings: SecretResolver
 
-    public init(directory: String) {
+    public init(directory: String, settings: SecretResolver = SecretResolver()) {
         self.directory = directory
+        self.settings = settings
     }
 
     public static let channelsFolder = "channels.d"
@@ -31,7 +35,7 @@ public struct ConfigLoader: Sendable {
         for file in yamlFiles(in: Self.channelsFolder, diagnostics: diagnostics) {
             let errorsBefore = diagnostics.errors.count
             guard let document = readDocument(file, optional: false, diagnostics: diagnostics, hasher: &hasher),
-                let (channel, channelProviders, nameValue) = parseChannel(document, policies: policies)
+                let (channel, channelProviders, nameValue) = parseChannel(document, policies: policies, hasher: &hasher)
             else {
                 // Never drop a file silently: if no error says why, say that it was not understood.
                 if diagnostics.errors.count == errorsBefore {
@@ -165,12 +169,18 @@ public struct ConfigLoader: Sendable {
     }
 
     private func parseChannel(
-        _ document: YAMLValue, policies: [String: RetryPolicy]
+        _ document: YAMLValue, policies: [String: RetryPolicy], hasher: inout SHA256
     ) -> (ChannelDefinition, [ProviderSpec], YAMLValue)? {
         guard let channel = document.mapping("a channel", allowed: [
             "name", "category", "recipient", "recipient_format", "concurrency", "rate_limit", "retry", "timeout",
-            "providers", "max_in_flight_per_host",
+            "providers", "max_in_flight_per_host", "settings",
         ]) else { return nil }
+        // nil: invalid (errors recorded).
+        let deploymentSettings = channel["settings"].map { DeploymentSettings.parse($0, resolver: settings) } ?? DeploymentSettings.empty
+        for (name, value) in (deploymentSettings?.values ?? [:]).sorted(by: { $0.key < $1.key }) {
+            // A changed setting is a new configuration version: providers are rebuilt with it.
+            hasher.update(data: Data("\u{0}setting \(document.file) \(name)=\(value)".utf8))
+        }
         let nameValue = channel.required("name")
         var name = nameValue?.string("name")
         if let text = name, !Self.isValidName(text) {
@@ -182,7 +192,7 @@ public struct ConfigLoader: Sendable {
             if let value = channel["recipient_format"] {
                 value.string("recipient_format").flatMap { text in
                     RecipientField.Format(rawValue: text) ?? {
-                        value.error("recipient_format must be one of: any, email, phone, url")
+                        value.error("recipient_format must be one of: any, email, phone, url, web_push_subscription")
                         return nil
                     }()
                 }
@@ -222,7 +232,11 @@ public struct ConfigLoader: Sendable {
             }
         }
         var providers: [ProviderSpec] = []
-        if let list = channel.required("providers")?.list("providers") {
+        // With invalid settings the providers are not read: their errors would only echo the settings'.
+        let providersValue = channel.required("providers").flatMap { value in
+            deploymentSettings.map { value.child($0.substitute(value.node, file: value.file, diagnostics: value.diagnostics)) }
+        }
+        if let list = providersValue?.list("providers") {
             if list.isEmpty { channel["providers"]?.error("providers must list at least one provider") }
             var seen = Set<String>()
             for item in list {
@@ -254,6 +268,7 @@ public struct ConfigLoader: Sendable {
         if field == "email" || field.hasSuffix("_email") { return .email }
         if field == "phone" || field.hasSuffix("_phone") { return .phone }
         if field.hasSuffix("_url") { return .url }
+        if field == "web_push" || field.hasSuffix("push_subscription") { return .webPushSubscription }
         return .any
     }
 
@@ -262,6 +277,7 @@ public struct ConfigLoader: Sendable {
         case .email: .email
         case .phone: .sms
         case .url: .webhook
+        case .webPushSubscription: .push
         case .any: field.contains("push") || field.contains("token") ? .push : .chat
         }
     }

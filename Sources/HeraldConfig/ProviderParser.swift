@@ -17,11 +17,12 @@ enum ProviderParser {
         switch kindText?.string("kind") {
         case "http"?: return parseHTTP(item)
         case "smtp"?: return parseSMTP(item)
+        case "web_push"?: return parseWebPush(item)
         case let other?:
-            kindText?.error("provider kind must be 'http' or 'smtp', not '\(other)'")
+            kindText?.error("provider kind must be 'http', 'smtp' or 'web_push', not '\(other)'")
             return nil
         case nil:
-            item.error("missing required key 'kind' in a provider (http or smtp)")
+            item.error("missing required key 'kind' in a provider (http, smtp or web_push)")
             return nil
         }
     }
@@ -30,7 +31,7 @@ enum ProviderParser {
 
     static func parseHTTP(_ item: YAMLValue) -> ProviderSpec? {
         guard let provider = item.mapping("an http provider", allowed: [
-            "name", "kind", "method", "url", "headers", "auth", "body", "response",
+            "name", "kind", "method", "url", "headers", "auth", "body", "response", "ca_file",
         ]) else { return nil }
         let name = provider.required("name")?.string("name")
         var method: String? = "POST"
@@ -67,10 +68,12 @@ enum ProviderParser {
         let auth: HTTPProviderSpec.Auth?? = provider["auth"].map { parseAuth($0).map(Optional.some) } ?? .some(nil)
         let body: HTTPProviderSpec.Body?? = provider["body"].map { parseBody($0).map(Optional.some) } ?? .some(nil)
         let response = provider["response"].map(parseResponse) ?? HTTPProviderSpec.ResponseRules()
-        guard let name, let method, let url, let auth, let body, let response else { return nil }
+        let caFile = parseCAFile(provider)
+        guard let name, let method, let url, let auth, let body, let response, let caFile else { return nil }
         return ProviderSpec(
             name: name,
-            transport: .http(HTTPProviderSpec(method: method, url: url, headers: headers, body: body, auth: auth, response: response)))
+            transport: .http(
+                HTTPProviderSpec(method: method, url: url, headers: headers, body: body, auth: auth, response: response, caFile: caFile)))
     }
 
     /// The template at `key`, compiled. nil: invalid or missing when required (error recorded); .some(nil): not given.
@@ -249,7 +252,7 @@ enum ProviderParser {
 
     static func parseSMTP(_ item: YAMLValue) -> ProviderSpec? {
         guard let provider = item.mapping("an smtp provider", allowed: [
-            "name", "kind", "url", "starttls", "username", "password", "from",
+            "name", "kind", "url", "starttls", "username", "password", "from", "ca_file",
         ]) else { return nil }
         let name = provider.required("name")?.string("name")
         let url = provider.required("url").flatMap { value -> CompiledTemplate? in
@@ -269,8 +272,33 @@ enum ProviderParser {
         let username = template(provider, "username", required: false)
         let password = template(provider, "password", required: false)
         let from = template(provider, "from") ?? nil
-        guard let name, let url, let startTLS, let username, let password, let from else { return nil }
+        let caFile = parseCAFile(provider)
+        guard let name, let url, let startTLS, let username, let password, let from, let caFile else { return nil }
         return ProviderSpec(
-            name: name, transport: .smtp(SMTPProviderSpec(url: url, startTLS: startTLS, username: username, password: password, from: from)))
+            name: name,
+            transport: .smtp(
+                SMTPProviderSpec(url: url, startTLS: startTLS, username: username, password: password, from: from, caFile: caFile)))
+    }
+
+    /// `ca_file`: an absolute path to a readable PEM file with at least one certificate, checked at
+    /// load so that a wrong path is a configuration error, not a failed attempt. Empty: not set.
+    /// nil: invalid (error recorded); .some(nil): not set.
+    static func parseCAFile(_ provider: YAMLMapping) -> String?? {
+        guard let value = provider["ca_file"] else { return .some(nil) }
+        guard let path = value.string("ca_file")?.trimmingCharacters(in: .whitespaces) else { return .none }
+        if path.isEmpty { return .some(nil) }
+        guard path.hasPrefix("/") else {
+            value.error("ca_file must be an absolute path, not '\(path)'")
+            return .none
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            value.error("ca_file '\(path)' cannot be read")
+            return .none
+        }
+        guard String(decoding: data, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
+            value.error("ca_file '\(path)' has no PEM certificate (-----BEGIN CERTIFICATE-----)")
+            return .none
+        }
+        return .some(path)
     }
 }

@@ -88,6 +88,8 @@ public struct RecipientField: Sendable, Hashable {
 
     public enum Format: String, Sendable, Hashable {
         case any, email, phone, url
+        /// A Web Push subscription object (`{endpoint, keys: {p256dh, auth}}`), not a string.
+        case webPushSubscription = "web_push_subscription"
     }
 
     public init(name: String, format: Format) {
@@ -101,6 +103,8 @@ public struct RecipientField: Sendable, Hashable {
         switch format {
         case .any:
             return nil
+        case .webPushSubscription:
+            return "must be a push subscription object {endpoint, keys: {p256dh, auth}}, not a string"
         case .email:
             let parts = value.split(separator: "@", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !value.contains(where: \.isWhitespace)

@@ -53,6 +53,9 @@ public struct GatewayConfiguration: Sendable {
     public var maxBatchSize: Int = 1000
     /// Where `POST /v1/alerts/alertmanager` sends alerts; nil answers that route 404.
     public var alertRouting: AlertRouting?
+    /// How often the channel queues' depth and consumers are read from the broker
+    /// (`herald_queue_messages_ready`, `herald_queue_consumers`); nil reads none. Default 15 s.
+    public var queueSampleInterval: Duration? = .seconds(15)
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -104,6 +107,11 @@ public func buildGateway(
     var services: [any Service] = [
         postgres, publisher, relay, committer, OutboxMonitor(outbox: OutboxStore(client: postgres, logger: logger), logger: logger),
     ]
+    if let interval = configuration.queueSampleInterval {
+        services.append(QueueMonitor(
+            inspector: BrokerQueueInspector(endpoints: endpoints, logger: logger), channels: { config.snapshot.registry.names },
+            interval: interval, logger: logger))
+    }
     if let loader {
         services.append(ConfigReloader(loader: loader, store: config, logger: logger, prepare: { snapshot in
             try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry, queueType: queueType))

@@ -23,13 +23,14 @@ public struct LiveOutboxRelayRound: OutboxRelayRound {
 
     public func relayRound(limit: Int) async throws -> Int {
         try await outbox.relayBatch(limit: limit) { entries in
-            let lag = Timer(label: "herald_outbox_publish_lag_seconds")
-            for entry in entries { lag.recordNanoseconds(Int64(entry.dueFor * 1_000_000_000)) }
             try await publisher.publish(entries.map {
                 DeliveryTopology.deliveryMessage(
                     channel: $0.channel, deliveryID: $0.deliveryID.lowercasedString, attempt: $0.attempt,
-                    payload: Array($0.payload.utf8))
+                    payload: Array($0.payload.utf8), traceparent: DeliveryJob.encodedTraceparent($0.payload))
             })
+            // Once confirmed: a round that fails publishes nothing, and its rows are counted when they go out.
+            let lag = Timer(label: "herald_outbox_publish_lag_seconds")
+            for entry in entries { lag.recordNanoseconds(Int64(entry.dueFor * 1_000_000_000)) }
         }
     }
 }

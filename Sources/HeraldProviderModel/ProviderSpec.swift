@@ -14,6 +14,7 @@ public struct ProviderSpec: Sendable {
     public enum Transport: Sendable {
         case http(HTTPProviderSpec)
         case smtp(SMTPProviderSpec)
+        case webPush(WebPushProviderSpec)
     }
 
     public init(name: String, transport: Transport) {
@@ -53,14 +54,20 @@ public struct HTTPProviderSpec: Sendable {
     public var body: Body?
     public var auth: Auth?
     public var response: ResponseRules
+    /// PEM file of the CAs trusted for this provider's `https://` URL (a private CA); nil: the default.
+    public var caFile: String?
 
-    public init(method: String, url: CompiledTemplate, headers: [Field], body: Body?, auth: Auth?, response: ResponseRules) {
+    public init(
+        method: String, url: CompiledTemplate, headers: [Field], body: Body?, auth: Auth?, response: ResponseRules,
+        caFile: String? = nil
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.auth = auth
         self.response = response
+        self.caFile = caFile
     }
 
     /// The URL is exactly one value (`{{to.webhook_url}}`): taken whole, not percent-encoded.
@@ -191,14 +198,18 @@ public struct SMTPProviderSpec: Sendable {
     public var username: CompiledTemplate?
     public var password: CompiledTemplate?
     public var from: CompiledTemplate
+    /// PEM file of the CAs trusted for STARTTLS / `smtps://` (a private CA); nil: the default.
+    public var caFile: String?
 
     public init(
-        url: CompiledTemplate, startTLS: StartTLS, username: CompiledTemplate?, password: CompiledTemplate?, from: CompiledTemplate
+        url: CompiledTemplate, startTLS: StartTLS, username: CompiledTemplate?, password: CompiledTemplate?, from: CompiledTemplate,
+        caFile: String? = nil
     ) {
         self.url = url
         self.startTLS = startTLS
         self.username = username
         self.password = password
         self.from = from
+        self.caFile = caFile
     }
 }

@@ -19,6 +19,7 @@ public final class ProviderClient: Sendable {
     let logger: Logger
     let accessTokens = AccessTokenCache()
     let apnsTokens = APNsTokenCache()
+    let vapidTokens = VAPIDTokenCache()
 
     public init(
         spec: ProviderSpec, runtime: CurlRuntime, secrets: SecretResolver, restrictToPublicAddresses: Bool, timeout: Duration,
@@ -51,6 +52,8 @@ public final class ProviderClient: Sendable {
             result = await attemptHTTP(http, job: job, now: now)
         case .smtp(let smtp):
             result = await attemptSMTP(smtp, job: job, recipientField: recipientField, now: now)
+        case .webPush(let push):
+            result = await attemptWebPush(push, job: job, recipientField: recipientField, now: now)
         }
         logger.debug(
             "provider attempt finished",
@@ -87,7 +90,7 @@ public final class ProviderClient: Sendable {
     /// Throws ``ProviderFailure`` (a missing secret, an invalid credential, a failed token exchange).
     public func buildRequest(for job: DeliveryJob, now: Date) async throws -> HTTPRequest {
         guard case .http(let http) = spec.transport else {
-            throw ProviderFailure.permanent("provider \(name) is an smtp provider, not http")
+            throw ProviderFailure.permanent("provider \(name) is not an http provider")
         }
         return try await buildHTTPRequest(http, job: job, now: now)
     }
@@ -113,23 +116,7 @@ public final class ProviderClient: Sendable {
         var headers = http.headers.map { HTTPHeaderField($0.name, Escaping.headerSafe($0.value.render(context))) }
         func hasHeader(_ name: String) -> Bool { headers.contains { $0.name.caseInsensitiveCompare(name) == .orderedSame } }
 
-        var body: [UInt8] = []
-        var contentType: String?
-        switch http.body {
-        case .json(let value)?:
-            var text = ""
-            Self.writeJSON(value, context: context, values: .object(values), into: &text)
-            body = Array(text.utf8)
-            contentType = "application/json"
-        case .form(let fields)?:
-            body = Array(ProviderEncoding.formBody(fields.map { ($0.name, $0.value.render(context)) }).utf8)
-            contentType = "application/x-www-form-urlencoded"
-        case .text(let template, let type)?:
-            body = Array(template.render(context).utf8)
-            contentType = type
-        case nil:
-            break
-        }
+        let (body, contentType) = http.body.map { Self.render($0, context: context, values: values) } ?? ([], nil)
         if let contentType, !hasHeader("Content-Type") {
             headers.append(HTTPHeaderField("Content-Type", Escaping.headerSafe(contentType)))
         }
@@ -146,7 +133,22 @@ public final class ProviderClient: Sendable {
         }
         return HTTPRequest(
             method: http.method, url: url, headers: headers, body: body, timeout: timeout,
-            connectTimeout: min(timeout, .seconds(10)), restrictToPublicAddresses: restrictToPublicAddresses)
+            connectTimeout: min(timeout, .seconds(10)), restrictToPublicAddresses: restrictToPublicAddresses,
+            caFile: http.caFile)
+    }
+
+    /// A body's bytes and content type, each value escaped for where it lands.
+    static func render(_ body: HTTPProviderSpec.Body, context: RenderContext, values: [String: JSONValue]) -> (bytes: [UInt8], contentType: String?) {
+        switch body {
+        case .json(let value):
+            var text = ""
+            writeJSON(value, context: context, values: .object(values), into: &text)
+            return (Array(text.utf8), "application/json")
+        case .form(let fields):
+            return (Array(ProviderEncoding.formBody(fields.map { ($0.name, $0.value.render(context)) }).utf8), "application/x-www-form-urlencoded")
+        case .text(let template, let type):
+            return (Array(template.render(context).utf8), type)
+        }
     }
 
     func renderURL(_ http: HTTPProviderSpec, context: RenderContext) throws(ProviderFailure) -> String {

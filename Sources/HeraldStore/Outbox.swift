@@ -58,7 +58,9 @@ public struct OutboxStore: Sendable {
             }
             if !orphans.isEmpty {
                 // A row whose delivery has no stored job can never be published: say so and drop it.
-                logger.error("outbox rows without a stored job dropped", metadata: ["outbox.ids": "\(orphans)"])
+                logger.error("outbox rows without a stored job dropped", metadata: [
+                    "outbox.ids": .array(orphans.map { .stringConvertible($0) }),
+                ])
             }
             guard !entries.isEmpty || !orphans.isEmpty else { return 0 }
             if !entries.isEmpty { try await publish(entries) }
@@ -84,7 +86,6 @@ public struct OutboxStore: Sendable {
         return count
     }
 
-    /// How long the oldest due row has waited (zero when none is due): the relay's progress.
     /// Rows due and not yet published, and how long the oldest of them has been due (seconds).
     public func backlog() async throws -> (rows: Int, oldestDueSeconds: Double) {
         var result = (rows: 0, oldestDueSeconds: 0.0)
@@ -100,6 +101,7 @@ public struct OutboxStore: Sendable {
         return result
     }
 
+    /// How long the oldest due row has waited (zero when none is due): the relay's progress.
     public func oldestDueAge() async throws -> Duration {
         var seconds: Double = 0
         for try await value in try await client.query(

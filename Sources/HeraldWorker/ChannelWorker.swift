@@ -72,20 +72,22 @@ final class ChannelWorker: Service, Sendable {
     }
 
     func process(_ message: IncomingMessage) async {
-        let job: DeliveryJob
+        var decoded: DeliveryJob
         do {
-            job = try DeliveryJob.decode(message.body)
+            decoded = try DeliveryJob.decode(message.body)
         } catch {
             await quarantine(message, reason: "the message is not a delivery job: \(error)")
             return
         }
+        // The message's trace header goes into every line about it and on to the provider request.
+        let trace = DeliveryTopology.trace(of: message, job: decoded)
+        decoded.traceparent = trace?.traceparent
+        let job = decoded
         var logger = logger
         logger[metadataKey: "herald.delivery_id"] = "\(job.deliveryID.lowercasedString)"
         logger[metadataKey: "herald.notification_id"] = "\(job.notificationID.lowercasedString)"
         logger[metadataKey: "herald.channel"] = "\(job.channel)"
-        if let trace = job.traceparent.flatMap(TraceContext.init(traceparent:)) {
-            logger[metadataKey: "trace.id"] = "\(trace.traceID)"
-        }
+        if let trace { logger[metadataKey: "trace.id"] = "\(trace.traceID)" }
         let expectedAttempt = DeliveryTopology.attempt(of: message, job: job)
         let snapshot = config.snapshot
         guard let channel = snapshot.registry[job.channel] else {
@@ -94,6 +96,10 @@ final class ChannelWorker: Service, Sendable {
             try? await Task.sleep(for: .seconds(1))
             consumer.reject(message.deliveryTag, requeue: true)
             return
+        }
+        // A Web Push subscription is an object: its endpoint stands for it.
+        if let recipient = job.to[channel.recipient.name]?.stringValue ?? job.to[channel.recipient.name]?["endpoint"]?.stringValue {
+            logger[metadataKey: "herald.recipient"] = "\(channel.recipient.masked(recipient))"
         }
         // An outcome this process could not record before: record it now instead of sending again.
         if let unrecorded = shared.unrecorded.take(job.deliveryID) {

@@ -34,6 +34,9 @@ public struct WorkerConfiguration: Sendable {
     public var relay = OutboxRelay.Configuration()
     /// How long a message over its host's in-flight bound waits in the outbox (±50 %). Default 1 s.
     public var hostDeferral: Duration = .seconds(1)
+    /// CA bundle for providers without a `ca_file` of their own; nil: the system's. Default:
+    /// `CURL_CA_BUNDLE`, else `SSL_CERT_FILE`, from the environment.
+    public var defaultCAFile: String? = CurlRuntime.Configuration.defaultCAFile(environment: ProcessInfo.processInfo.environment)
     /// The level of a successful attempt's log line (failures are warning or error). Default info.
     public var successLogLevel: Logger.Level = .info
     /// The management port (`/metrics`, `/healthz`, `/readyz`); nil serves none, 0 picks a free port.
@@ -104,6 +107,7 @@ public func buildWorker(
         endpoints: endpoints, topology: DeliveryTopology.topology(for: registry, queueType: queueType), logger: logger)
     var runtimeConfiguration = CurlRuntime.Configuration()
     runtimeConfiguration.maxConcurrentTransfers = max(64, registry.channels.values.map(\.concurrency).reduce(0, +))
+    runtimeConfiguration.defaultCAFile = configuration.defaultCAFile
     let runtime = CurlRuntime(configuration: runtimeConfiguration, logger: logger)
     let recorder = GroupCommitter<Settlement, Void>(
         maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, flushDeadline: .seconds(15), logger: logger,

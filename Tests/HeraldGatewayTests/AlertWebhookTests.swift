@@ -52,28 +52,19 @@ import Testing
             try AlertmanagerWebhook.notification(from: ["status": "odd", "alerts": []], routing: routing)
         }
     }
-}
 
-@Suite struct TraceContextTests {
-    @Test func aValidTraceparentIsContinued() throws {
-        let received = try #require(TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
-        let child = received.child()
-        #expect(child.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
-        #expect(child.spanID != received.spanID)
-        #expect(child.traceparent.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-"))
-    }
-
-    @Test(arguments: [
-        "", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
-    ])
-    func anInvalidOneIsNot(text: String) {
-        #expect(TraceContext(traceparent: text) == nil)
-    }
-
-    @Test func aNewTraceIsWellFormed() throws {
-        let trace = TraceContext.random()
-        #expect(TraceContext(traceparent: trace.traceparent) == trace)
+    /// A group with alerts about the operators' channel and others: only the others are sent.
+    @Test func aMixedGroupSendsOnlyTheAlertsAboutOtherChannels() throws {
+        let payload = try JSONParser.parse(Array("""
+            {"status": "firing", "groupKey": "g", "alerts": [
+              {"status": "firing", "labels": {"alertname": "HeraldDeadLettersGrowing", "channel": "ops-email"}, "startsAt": "2026-12-02T10:00:00Z"},
+              {"status": "firing", "labels": {"alertname": "HeraldDeadLettersGrowing", "channel": "sms"}, "startsAt": "2026-12-02T10:00:00Z"}]}
+            """.utf8))
+        let converted = try AlertmanagerWebhook.notification(from: payload, routing: routing)
+        #expect(converted.dropped == 1)
+        let text = try #require(converted.request?.value(atPath: "message.text")?.stringValue)
+        #expect(text.contains("channel=sms"))
+        #expect(!text.contains("channel=ops-email"))
+        #expect(converted.request?.value(atPath: "message.subject") == "[FIRING:1] HeraldDeadLettersGrowing")
     }
 }

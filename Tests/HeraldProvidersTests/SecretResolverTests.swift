@@ -1,5 +1,6 @@
 import Foundation
 import HeraldProviderModel
+import HeraldCore
 import HeraldProviders
 import Testing
 

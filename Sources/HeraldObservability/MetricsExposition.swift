@@ -1,21 +1,27 @@
 import Foundation
-import HeraldConfig
-import Prometheus
+public import Prometheus
 
 /// What `GET /metrics` answers in every Herald process: the swift-metrics series from the Prometheus
 /// registry with their `# HELP` text (from `MetricCatalogue`, the one place a series is described),
 /// the configuration in force (`herald_config_info`) and the process's CPU, memory and descriptors.
-struct MetricsExposition: Sendable {
+public struct MetricsExposition: Sendable {
     let registry: PrometheusCollectorRegistry
-    let config: ConfigStore?
+    let configVersion: (@Sendable () -> String)?
     let role: String
 
-    func text() -> String {
+    /// - Parameter configVersion: the version of the configuration in force, read at every scrape.
+    public init(registry: PrometheusCollectorRegistry, role: String, configVersion: (@Sendable () -> String)?) {
+        self.registry = registry
+        self.role = role
+        self.configVersion = configVersion
+    }
+
+    public func text() -> String {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         var output = Self.describe(String(decoding: buffer, as: UTF8.self))
-        if let config {
-            output += Self.family("herald_config_info", "gauge", [(#"{version="\#(Self.escape(config.snapshot.version))",role="\#(role)"}"#, 1)])
+        if let configVersion {
+            output += Self.family("herald_config_info", "gauge", [(#"{version="\#(Self.escape(configVersion()))",role="\#(Self.escape(role))"}"#, 1)])
         }
         output += ProcessMetrics.read().exposition()
         return output
@@ -52,10 +58,10 @@ struct MetricsExposition: Sendable {
 
 /// Every series Herald exposes, with its help text. A series missing here is exposed as
 /// "(undocumented)", which the observability test refuses.
-enum MetricCatalogue {
-    static func help(for name: String) -> String { entries[name] ?? "(undocumented)" }
+public enum MetricCatalogue {
+    public static func help(for name: String) -> String { entries[name] ?? "(undocumented)" }
 
-    static let entries: [String: String] = [
+    public static let entries: [String: String] = [
         "herald_http_requests_total": "HTTP requests the gateway answered, by method, route template and status code.",
         "herald_http_request_duration_seconds": "Time the gateway took to answer a request, by route template.",
         "herald_notifications_accepted_total": "Notifications the gateway accepted and stored.",
@@ -76,6 +82,8 @@ enum MetricCatalogue {
         "herald_outbox_publish_lag_seconds": "Time from an outbox row coming due to its publication.",
         "herald_outbox_backlog_rows": "Outbox rows due and not yet published.",
         "herald_outbox_oldest_due_age_seconds": "Age of the oldest due outbox row (0 when none is due).",
+        "herald_queue_messages_ready": "Messages waiting in the channel's RabbitMQ work queue, as the broker last reported, by channel.",
+        "herald_queue_consumers": "Consumers of the channel's RabbitMQ work queue, as the broker last reported, by channel.",
         "herald_config_info": "The configuration version in force (always 1), by version and role.",
         "herald_config_reloads_total": "Configuration reloads that succeeded.",
         "herald_config_reload_failures_total": "Configuration reloads refused because the directory was invalid.",

@@ -1,37 +1,43 @@
 import Foundation
-import HeraldCore
+public import HeraldCore
 import HeraldFilter
-import Logging
+public import Logging
 
 /// One JSON object per line on standard error, in Elastic Common Schema names, ready for
 /// Filebeat/Logstash (deploy/elk/): `@timestamp`, `log.level`, `log.logger`, `message`,
 /// `service.name`, `log.origin.*`, then the metadata. Values keep their JSON types: a number logged as
 /// a number (`.stringConvertible(42)`) is a JSON number, a list an array, a dictionary an object.
-struct JSONLogHandler: LogHandler {
-    let label: String
+public struct JSONLogHandler: LogHandler {
+    public let label: String
     /// `herald-gateway`, `herald-worker`, …
-    let service: String
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
+    public let service: String
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public init(label: String, service: String) {
+        self.label = label
+        self.service = service
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    public func log(event: LogEvent) {
         let line = Self.line(
             event: event, handlerMetadata: metadata, label: label, service: service, now: Date())
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
     /// The line for `event`, without its newline (pure: the tests read it).
-    static func line(event: LogEvent, handlerMetadata: Logger.Metadata, label: String, service: String, now: Date) -> String {
+    public static func line(event: LogEvent, handlerMetadata: Logger.Metadata, label: String, service: String, now: Date) -> String {
         var fields: [String: JSONValue] = [:]
         for (key, value) in handlerMetadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) {
             // ECS has `error` as an object (`error.message`, …): a plain "error" string would clash in the index.
             fields[key == "error" ? "error.message" : key] = json(value)
         }
+        if let error = event.error, fields["error.message"] == nil { fields["error.message"] = .string("\(error)") }
         fields["@timestamp"] = .string(Timestamp.string(now))
         fields["log.level"] = .string(event.level.rawValue)
         fields["log.logger"] = .string(label)
@@ -43,7 +49,7 @@ struct JSONLogHandler: LogHandler {
         return JSONWriter.string(.object(fields))
     }
 
-    static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+    public static func json(_ value: Logger.Metadata.Value) -> JSONValue {
         switch value {
         case .string(let string): return .string(string)
         case .stringConvertible(let convertible):
