@@ -42,7 +42,7 @@ ENV PATH=/opt/herald/bin:$PATH \
 WORKDIR /var/lib/herald
 USER 10001:10001
 EXPOSE 8080
-# The gateway answers /healthz on HERALD_HTTP_PORT; a worker on HERALD_HEALTH_PORT when it serves
+# The gateway answers /healthz on HERALD_HTTP_PORT; a worker on HERALD_MANAGEMENT_PORT when it serves
 # one. deploy/docker/healthcheck picks the port.
 HEALTHCHECK --interval=10s --timeout=4s --start-period=20s --retries=3 CMD ["/usr/local/bin/healthcheck"]
 ENTRYPOINT ["/usr/bin/tini", "--", "herald"]

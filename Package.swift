@@ -89,12 +89,19 @@ let package = Package(
             dependencies: ["HeraldCore"],
             swiftSettings: strictSettings
         ),
+        // What a provider is: its description, every template in it compiled (parsed by HeraldConfig, run by HeraldProviders).
+        .target(
+            name: "HeraldProviderModel",
+            dependencies: ["HeraldCore", "HeraldTemplating"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "HeraldConfig",
             dependencies: [
                 "HeraldCore",
                 "HeraldFilter",
                 "HeraldTemplating",
+                "HeraldProviderModel",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,6 +116,7 @@ let package = Package(
             dependencies: [
                 "HeraldCore",
                 "HeraldTemplating",
+                "HeraldProviderModel",
                 "HeraldHTTPRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -136,6 +144,7 @@ let package = Package(
             name: "HeraldGateway",
             dependencies: [
                 "HeraldCore",
+                "HeraldProviderModel",
                 "HeraldStore",
                 "HeraldBroker",
                 "HeraldMessaging",
@@ -164,12 +173,25 @@ let package = Package(
                 "HeraldMessaging",
                 "HeraldHTTPRuntime",
                 "HeraldConfig",
+                "HeraldProviderModel",
                 "HeraldProviders",
                 "HeraldEngine",
+                "HeraldFilter",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The formats operators read: ECS JSON log lines, the Prometheus exposition with help texts.
+        .target(
+            name: "HeraldObservability",
+            dependencies: [
+                "HeraldCore", "HeraldFilter",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
         ),
@@ -178,6 +200,7 @@ let package = Package(
             dependencies: [
                 "HeraldCore",
                 "HeraldMessaging",
+                "HeraldObservability",
                 "HeraldStore",
                 "HeraldGateway",
                 "HeraldWorker",
@@ -228,13 +251,14 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldConfigTests",
-            dependencies: ["HeraldConfig", "HeraldCore", "HeraldTemplating", "HeraldFilter"],
+            dependencies: ["HeraldConfig", "HeraldCore", "HeraldTemplating", "HeraldFilter", "HeraldProviderModel"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "HeraldProvidersTests",
             dependencies: [
                 "HeraldProviders",
+                "HeraldProviderModel",
                 "HeraldCore",
                 "HeraldTemplating",
                 "HeraldHTTPRuntime",
@@ -255,7 +279,17 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldWorkerTests",
-            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime"],
+            dependencies: ["HeraldCore", "HeraldWorker", "HeraldHTTPRuntime", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "HeraldObservabilityTests",
+            dependencies: [
+                "HeraldObservability", "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -289,6 +323,7 @@ let package = Package(
                 "HeraldHTTPRuntime",
                 "HeraldFilter",
                 "HeraldConfig",
+                "HeraldProviderModel",
                 "HeraldProviders",
                 "HeraldGateway",
                 "HeraldWorker",

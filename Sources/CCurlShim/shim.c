@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -70,6 +71,16 @@ CURLcode herald_easy_getinfo_string(CURL *easy, CURLINFO info, const char **valu
 
 CURLMcode herald_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
     return curl_multi_setopt(multi, option, value);
+}
+
+CURLSH *herald_share_create_connection_cache(void) {
+    CURLSH *share = curl_share_init();
+    if (share == NULL) return NULL;
+    if (curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+        curl_share_cleanup(share);
+        return NULL;
+    }
+    return share;
 }
 
 int herald_multi_next_done(CURLM *multi, CURL **easy, CURLcode *result) {
@@ -274,6 +285,9 @@ struct herald_transfer {
     size_t upload_length;
     size_t upload_offset;
     int restrict_to_public;
+    int collect_server_replies;
+    int require_smtputf8;
+    int smtputf8_missing;
     int blocked;
     char blocked_address[INET6_ADDRSTRLEN + 8];
 };
@@ -336,6 +350,9 @@ void herald_transfer_reset(herald_transfer *t, size_t body_limit, size_t header_
     t->upload_length = 0;
     t->upload_offset = 0;
     t->restrict_to_public = restrict_to_public;
+    t->collect_server_replies = 0;
+    t->require_smtputf8 = 0;
+    t->smtputf8_missing = 0;
     t->blocked = 0;
     t->blocked_address[0] = '\0';
 }
@@ -380,6 +397,8 @@ static size_t herald_write_cb(char *ptr, size_t size, size_t nmemb, void *userda
 static size_t herald_header_cb(char *ptr, size_t size, size_t nitems, void *userdata) {
     herald_transfer *t = userdata;
     size_t length = size * nitems;
+    // The debug callback collects the server's replies instead (all of them, once).
+    if (t->collect_server_replies) return length;
     // A new HTTP status line starts a new header block (1xx interim
     // responses, CONNECT responses): keep only the final one.
     if (length >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
@@ -418,19 +437,64 @@ static curl_socket_t herald_opensocket_cb(void *clientp, curlsocktype purpose, s
     return socket(address->family, type, address->protocol);
 }
 
+void herald_transfer_collect_server_replies(herald_transfer *t) {
+    t->collect_server_replies = 1;
+}
+
+static int herald_debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata) {
+    herald_transfer *t = userdata;
+    (void)easy;
+    if (type == CURLINFO_HEADER_IN) (void)buffer_append(&t->headers, data, size);
+    return 0;
+}
+
+void herald_transfer_require_smtputf8(herald_transfer *t) {
+    t->require_smtputf8 = 1;
+}
+
+int herald_transfer_smtputf8_missing(const herald_transfer *t) {
+    return t->smtputf8_missing;
+}
+
+/// 1 when one of the collected response lines is an EHLO keyword line "250-SMTPUTF8" or
+/// "250 SMTPUTF8" (case-insensitive, optionally followed by parameters).
+static int responses_announce_smtputf8(const herald_buffer *lines) {
+    static const char keyword[] = "SMTPUTF8";
+    const size_t keyword_length = sizeof(keyword) - 1;
+    size_t start = 0;
+    while (start < lines->length) {
+        size_t end = start;
+        while (end < lines->length && lines->data[end] != '\n') end++;
+        const unsigned char *line = lines->data + start;
+        size_t length = end - start;
+        if (length > 0 && line[length - 1] == '\r') length--;
+        if (length >= 4 + keyword_length && memcmp(line, "250", 3) == 0 && (line[3] == '-' || line[3] == ' ')
+            && strncasecmp((const char *)line + 4, keyword, keyword_length) == 0
+            && (length == 4 + keyword_length || line[4 + keyword_length] == ' ')) {
+            return 1;
+        }
+        start = end + 1;
+    }
+    return 0;
+}
+
 /// Runs after a connection was established *or taken from the connection
 /// cache*, before the request is sent: a cached connection opened by an
-/// unrestricted transfer never passed the open-socket check.
+/// unrestricted transfer never passed the open-socket check. For SMTP this is
+/// after the greeting, EHLO, STARTTLS and AUTH, before MAIL FROM.
 static int herald_prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port) {
     herald_transfer *t = clientp;
     (void)local_ip;
     (void)primary_port;
     (void)local_port;
-    if (!t->restrict_to_public) return CURL_PREREQFUNC_OK;
-    if (herald_address_string_is_restricted(primary_ip) != 0) {
+    if (t->restrict_to_public && herald_address_string_is_restricted(primary_ip) != 0) {
         t->blocked = 1;
         strncpy(t->blocked_address, primary_ip ? primary_ip : "", sizeof(t->blocked_address) - 1);
         t->blocked_address[sizeof(t->blocked_address) - 1] = '\0';
+        return CURL_PREREQFUNC_ABORT;
+    }
+    if (t->require_smtputf8 && !responses_announce_smtputf8(&t->headers)) {
+        t->smtputf8_missing = 1;
         return CURL_PREREQFUNC_ABORT;
     }
     return CURL_PREREQFUNC_OK;
@@ -446,8 +510,15 @@ CURLcode herald_transfer_install(herald_transfer *t, CURL *easy, int use_read_ca
     if (t->restrict_to_public) {
         HERALD_TRY(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, herald_opensocket_cb));
         HERALD_TRY(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, (void *)t));
+    }
+    if (t->restrict_to_public || t->require_smtputf8) {
         HERALD_TRY(curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, herald_prereq_cb));
         HERALD_TRY(curl_easy_setopt(easy, CURLOPT_PREREQDATA, (void *)t));
+    }
+    if (t->collect_server_replies) {
+        HERALD_TRY(curl_easy_setopt(easy, CURLOPT_DEBUGFUNCTION, herald_debug_cb));
+        HERALD_TRY(curl_easy_setopt(easy, CURLOPT_DEBUGDATA, (void *)t));
+        HERALD_TRY(curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L));
     }
     if (use_read_callback) {
         HERALD_TRY(curl_easy_setopt(easy, CURLOPT_READFUNCTION, herald_read_cb));

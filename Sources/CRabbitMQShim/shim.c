@@ -259,6 +259,21 @@ herald_reply_info herald_queue_declare(amqp_connection_state_t conn, uint16_t ch
   return herald_classify_reply(conn, channel, amqp_get_rpc_reply(conn));
 }
 
+herald_reply_info herald_queue_inspect(amqp_connection_state_t conn, uint16_t channel,
+                                       const char *name, uint32_t *message_count,
+                                       uint32_t *consumer_count) {
+  amqp_queue_declare_ok_t *ok = amqp_queue_declare(conn, channel, amqp_cstring_bytes(name), 1, 0, 0,
+                                                   0, amqp_empty_table);
+  herald_reply_info info = herald_classify_reply(conn, channel, amqp_get_rpc_reply(conn));
+  *message_count = 0;
+  *consumer_count = 0;
+  if (info.kind == HERALD_REPLY_OK && ok != NULL) {
+    *message_count = ok->message_count;
+    *consumer_count = ok->consumer_count;
+  }
+  return info;
+}
+
 herald_reply_info herald_queue_bind(amqp_connection_state_t conn, uint16_t channel,
                                     const char *queue, const char *exchange,
                                     const char *routing_key) {

@@ -87,6 +87,15 @@ final class AMQPConnection {
         }
     }
 
+    /// A passive queue.declare: how many messages are ready in `queue` and how many consumers it
+    /// has. A missing queue closes the channel (404: `channelClosed`, not retriable).
+    func inspect(queue: String) throws(BrokerError) -> QueueDepth {
+        var messages: UInt32 = 0
+        var consumers: UInt32 = 0
+        try check(herald_queue_inspect(state, Self.channel, queue, &messages, &consumers), "queue.declare (passive) '\(queue)'")
+        return QueueDepth(messagesReady: Int(messages), consumers: Int(consumers))
+    }
+
     func qos(prefetch: UInt16) throws(BrokerError) {
         try check(herald_basic_qos(state, Self.channel, prefetch), "basic.qos")
     }

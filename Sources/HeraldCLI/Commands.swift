@@ -4,6 +4,7 @@ import HeraldConfig
 import HeraldCore
 import HeraldProviders
 import HeraldGateway
+import HeraldObservability
 import HeraldStore
 import HeraldWorker
 import Hummingbird
@@ -25,14 +26,17 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.queueType = try environment.queueType()
         configuration.host = environment.httpHost
         configuration.port = environment.httpPort
-        configuration.metricsExposition = { metrics.exposition() }
+        let (loader, snapshot) = try environment.loadConfiguration()
+        let config = ConfigStore(snapshot)
+        let exposition = MetricsExposition(registry: metrics, role: "gateway", configVersion: { config.snapshot.version })
+        configuration.metricsExposition = { exposition.text() }
         configuration.metricsPort = environment.metricsPort
         configuration.metricsHost = environment.metricsHost
         configuration.defaultKeyRateLimit = environment.apiRateLimit
         configuration.allowPrivateTargets = environment.allowPrivateTargets
-        let (loader, snapshot) = try environment.loadConfiguration()
-        let (application, _) = try buildGateway(
-            configuration: configuration, config: ConfigStore(snapshot), loader: loader, logger: logger)
+        configuration.alertRouting = try environment.alertRouting()
+        configuration.queueSampleInterval = try environment.queueSampleInterval()
+        let (application, _) = try buildGateway(configuration: configuration, config: config, loader: loader, logger: logger)
         logger.info("gateway starting", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "config.version": "\(snapshot.version)",
             "postgres": "\(PostgresClient.Configuration.redacted(environment.postgresURL))",
@@ -73,15 +77,21 @@ struct WorkerCommand: AsyncParsableCommand {
         // A SIGHUP that arrives before the reloader traps it must not kill the process (the default action).
         signal(SIGHUP, SIG_IGN)
         let environment = HeraldEnvironment()
-        let (logger, _) = environment.bootstrap(role: "worker")
+        let (logger, metrics) = environment.bootstrap(role: "worker")
         let (loader, snapshot) = try environment.loadConfiguration()
+        let config = ConfigStore(snapshot)
         var configuration = WorkerConfiguration(postgresURL: environment.postgresURL, amqpURL: environment.amqpURL)
+        let exposition = MetricsExposition(registry: metrics, role: "worker", configVersion: { config.snapshot.version })
+        configuration.metricsExposition = { exposition.text() }
+        configuration.managementPort = environment.managementPort
+        configuration.managementHost = environment.managementHost
+        configuration.successLogLevel = environment.attemptLogLevel
         configuration.queueType = try environment.queueType()
         configuration.webhookSecret = environment.webhookSecret
         configuration.allowPrivateTargets = environment.allowPrivateTargets
         configuration.secrets = SecretResolver(secretsDirectory: environment.secretsDirectory)
         let services = try buildWorker(
-            channels: all ? .all : .named(channel), config: ConfigStore(snapshot), loader: loader,
+            channels: all ? .all : .named(channel), config: config, loader: loader,
             configuration: configuration, logger: logger)
         logger.info("worker starting", metadata: [
             "channels": "\(all ? "all" : channel.joined(separator: ","))", "config.version": "\(snapshot.version)",

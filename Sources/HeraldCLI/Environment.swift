@@ -1,7 +1,9 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldGateway
 import HeraldMessaging
+import HeraldObservability
 import Logging
 import Metrics
 import Prometheus
@@ -32,8 +34,32 @@ struct HeraldEnvironment {
     /// Serve `/metrics` on its own port (e.g. for a management network); unset: on the API port.
     var metricsPort: Int? { values["HERALD_METRICS_PORT"].flatMap(Int.init) }
     var metricsHost: String { values["HERALD_METRICS_HOST"] ?? httpHost }
+    /// A worker's management port (`/metrics`, `/healthz`, `/readyz`); unset: a free port, logged.
+    var managementPort: Int { values["HERALD_MANAGEMENT_PORT"].flatMap(Int.init) ?? 0 }
+    var managementHost: String { values["HERALD_MANAGEMENT_HOST"] ?? httpHost }
+    /// `HERALD_QUEUE_SAMPLE_INTERVAL`: seconds between reads of the channel queues' depth from the
+    /// broker (default 15; 0 turns them off).
+    func queueSampleInterval() throws -> Duration? {
+        guard let text = values["HERALD_QUEUE_SAMPLE_INTERVAL"], !text.isEmpty else { return .seconds(15) }
+        guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
+            throw InvalidSetting(name: "HERALD_QUEUE_SAMPLE_INTERVAL", value: text, expected: "seconds from 0 (off) to 86400")
+        }
+        return seconds == 0 ? nil : .milliseconds(Int64(seconds * 1000))
+    }
+    /// The level of a successful attempt's log line (`info` unless set; failures are warning/error).
+    var attemptLogLevel: Logger.Level { values["HERALD_ATTEMPT_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
     /// Requests a second per API key that has no rate of its own.
     var apiRateLimit: Int { values["HERALD_API_RATE_LIMIT"].flatMap(Int.init) ?? 1000 }
+    /// `HERALD_ALERT_CHANNEL` + `HERALD_ALERT_TO` (a JSON object): where Alertmanager's alerts go.
+    func alertRouting() throws -> AlertRouting? {
+        guard let channel = values["HERALD_ALERT_CHANNEL"], !channel.isEmpty else { return nil }
+        let text = values["HERALD_ALERT_TO"] ?? ""
+        guard case .object(let to)? = try? JSONParser.parse(Array(text.utf8)) else {
+            throw InvalidSetting(
+                name: "HERALD_ALERT_TO", value: text, expected: #"a JSON object with the alert channel's recipient, e.g. {"email": "ops@example.com"}"#)
+        }
+        return AlertRouting(channel: channel, to: to)
+    }
     var webhookSecret: String? { values["HERALD_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 } }
     var allowPrivateTargets: Bool { ["1", "true", "yes"].contains(values["HERALD_ALLOW_PRIVATE_TARGETS"]?.lowercased() ?? "") }
     var logLevel: Logger.Level { values["HERALD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
@@ -56,7 +82,7 @@ struct HeraldEnvironment {
         let level = logLevel
         let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = json ? JSONLogHandler(label: label, service: "herald-\(role)") : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
@@ -68,13 +94,6 @@ struct HeraldEnvironment {
     }
 }
 
-extension PrometheusCollectorRegistry {
-    func exposition() -> String {
-        var buffer: [UInt8] = []
-        emit(into: &buffer)
-        return String(decoding: buffer, as: UTF8.self)
-    }
-}
 
 /// An environment variable with a value Herald can't use; stops the process before anything starts.
 struct InvalidSetting: Error, CustomStringConvertible {

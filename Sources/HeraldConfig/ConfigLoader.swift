@@ -2,15 +2,20 @@ import Crypto
 import Foundation
 import HeraldCore
 import HeraldFilter
+import HeraldProviderModel
 import HeraldTemplating
 import Yams
 
 /// Reads and validates a configuration directory. Nothing is used unless everything is valid.
 public struct ConfigLoader: Sendable {
     public var directory: String
+    /// Where channels' `settings:` take their values from (see ``DeploymentSettings``): read on
+    /// every load, so a reload picks up a changed secrets file.
+    public var settings: SecretResolver
 
-    public init(directory: String) {
+    public init(directory: String, settings: SecretResolver = SecretResolver()) {
         self.directory = directory
+        self.settings = settings
     }
 
     public static let channelsFolder = "channels.d"
@@ -25,11 +30,12 @@ public struct ConfigLoader: Sendable {
         let policies = policiesDocument.map { parsePolicies($0) } ?? ["standard": .standard]
 
         var channels: [ChannelDefinition] = []
+        var providers: [String: [ProviderSpec]] = [:]
         var channelLocations: [String: String] = [:]
         for file in yamlFiles(in: Self.channelsFolder, diagnostics: diagnostics) {
             let errorsBefore = diagnostics.errors.count
             guard let document = readDocument(file, optional: false, diagnostics: diagnostics, hasher: &hasher),
-                let (channel, nameValue) = parseChannel(document, policies: policies)
+                let (channel, channelProviders, nameValue) = parseChannel(document, policies: policies, hasher: &hasher)
             else {
                 // Never drop a file silently: if no error says why, say that it was not understood.
                 if diagnostics.errors.count == errorsBefore {
@@ -43,6 +49,7 @@ public struct ConfigLoader: Sendable {
             }
             channelLocations[channel.name] = nameValue.location
             channels.append(channel)
+            providers[channel.name] = channelProviders
         }
         let registry = ChannelRegistry(channels)
 
@@ -66,7 +73,7 @@ public struct ConfigLoader: Sendable {
         guard diagnostics.errors.isEmpty else { return .failure(ConfigErrors(errors: diagnostics.errors)) }
         let version = hasher.finalize().map { String(format: "%02x", $0) }.joined().prefix(12)
         return .success(ConfigSnapshot(
-            version: String(version), registry: registry, templates: templates, rules: rules, policies: policies))
+            version: String(version), registry: registry, providers: providers, templates: templates, rules: rules, policies: policies))
     }
 
     // MARK: Files
@@ -162,12 +169,18 @@ public struct ConfigLoader: Sendable {
     }
 
     private func parseChannel(
-        _ document: YAMLValue, policies: [String: RetryPolicy]
-    ) -> (ChannelDefinition, YAMLValue)? {
+        _ document: YAMLValue, policies: [String: RetryPolicy], hasher: inout SHA256
+    ) -> (ChannelDefinition, [ProviderSpec], YAMLValue)? {
         guard let channel = document.mapping("a channel", allowed: [
             "name", "category", "recipient", "recipient_format", "concurrency", "rate_limit", "retry", "timeout",
-            "providers", "max_in_flight_per_host",
+            "providers", "max_in_flight_per_host", "settings",
         ]) else { return nil }
+        // nil: invalid (errors recorded).
+        let deploymentSettings = channel["settings"].map { DeploymentSettings.parse($0, resolver: settings) } ?? DeploymentSettings.empty
+        for (name, value) in (deploymentSettings?.values ?? [:]).sorted(by: { $0.key < $1.key }) {
+            // A changed setting is a new configuration version: providers are rebuilt with it.
+            hasher.update(data: Data("\u{0}setting \(document.file) \(name)=\(value)".utf8))
+        }
         let nameValue = channel.required("name")
         var name = nameValue?.string("name")
         if let text = name, !Self.isValidName(text) {
@@ -179,7 +192,7 @@ public struct ConfigLoader: Sendable {
             if let value = channel["recipient_format"] {
                 value.string("recipient_format").flatMap { text in
                     RecipientField.Format(rawValue: text) ?? {
-                        value.error("recipient_format must be one of: any, email, phone, url")
+                        value.error("recipient_format must be one of: any, email, phone, url, web_push_subscription")
                         return nil
                     }()
                 }
@@ -219,7 +232,11 @@ public struct ConfigLoader: Sendable {
             }
         }
         var providers: [ProviderSpec] = []
-        if let list = channel.required("providers")?.list("providers") {
+        // With invalid settings the providers are not read: their errors would only echo the settings'.
+        let providersValue = channel.required("providers").flatMap { value in
+            deploymentSettings.map { value.child($0.substitute(value.node, file: value.file, diagnostics: value.diagnostics)) }
+        }
+        if let list = providersValue?.list("providers") {
             if list.isEmpty { channel["providers"]?.error("providers must list at least one provider") }
             var seen = Set<String>()
             for item in list {
@@ -241,9 +258,9 @@ public struct ConfigLoader: Sendable {
         return (
             ChannelDefinition(
                 name: name, category: category, recipient: RecipientField(name: recipient, format: format),
-                concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry, providers: providers,
+                concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry,
                 maxInFlightPerHost: perHost.map { .some($0) } ?? .none),
-            nameValue
+            providers, nameValue
         )
     }
 
@@ -251,6 +268,7 @@ public struct ConfigLoader: Sendable {
         if field == "email" || field.hasSuffix("_email") { return .email }
         if field == "phone" || field.hasSuffix("_phone") { return .phone }
         if field.hasSuffix("_url") { return .url }
+        if field == "web_push" || field.hasSuffix("push_subscription") { return .webPushSubscription }
         return .any
     }
 
@@ -259,6 +277,7 @@ public struct ConfigLoader: Sendable {
         case .email: .email
         case .phone: .sms
         case .url: .webhook
+        case .webPushSubscription: .push
         case .any: field.contains("push") || field.contains("token") ? .push : .chat
         }
     }
@@ -321,7 +340,7 @@ public struct ConfigLoader: Sendable {
         func compile(_ key: String, _ escaping: Escaping) -> CompiledTemplate? {
             if let value = parts[key], let text = value.template(key) {
                 // An image URL that is exactly one value is taken whole; parts of a URL are percent-encoded.
-                let escaping = escaping == .url && ProviderParser.isSingleValue(text.source) ? .text : escaping
+                let escaping = escaping == .url ? Escaping.url(for: text) : escaping
                 return compileReporting(text, escaping: escaping, value: value)
             }
             let fileKey = key + "_file"

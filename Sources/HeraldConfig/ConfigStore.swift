@@ -81,7 +81,7 @@ public final class ConfigReloader: Service, Sendable {
         case .failure(let errors):
             failures.increment()
             logger.error("configuration reload refused; the previous configuration stays in force", metadata: [
-                "config.version": "\(previous)", "errors": "\(errors.errors.map(\.description))",
+                "config.version": "\(previous)", "config.errors": .array(errors.errors.map { .string($0.description) }),
             ])
         }
         return result

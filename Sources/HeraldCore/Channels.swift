@@ -88,6 +88,8 @@ public struct RecipientField: Sendable, Hashable {
 
     public enum Format: String, Sendable, Hashable {
         case any, email, phone, url
+        /// A Web Push subscription object (`{endpoint, keys: {p256dh, auth}}`), not a string.
+        case webPushSubscription = "web_push_subscription"
     }
 
     public init(name: String, format: Format) {
@@ -101,6 +103,8 @@ public struct RecipientField: Sendable, Hashable {
         switch format {
         case .any:
             return nil
+        case .webPushSubscription:
+            return "must be a push subscription object {endpoint, keys: {p256dh, auth}}, not a string"
         case .email:
             let parts = value.split(separator: "@", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !value.contains(where: \.isWhitespace)
@@ -129,7 +133,8 @@ public struct RecipientField: Sendable, Hashable {
     }
 }
 
-/// One channel as the gateway and its worker see it.
+/// One channel as the gateway and its worker see it. Its providers, compiled, are in the
+/// configuration snapshot (`ConfigSnapshot.providers(for:)`).
 public struct ChannelDefinition: Sendable, Hashable {
     public var name: String
     /// Which part of a template this channel renders.
@@ -142,8 +147,6 @@ public struct ChannelDefinition: Sendable, Hashable {
     /// Total time one attempt may take.
     public var timeout: Duration
     public var retry: RetryPolicy
-    /// Tried in order; empty means the built-in webhook sender.
-    public var providers: [ProviderSpec]
     /// Attempts a worker replica runs at once towards one destination host (`host:port` of a URL
     /// recipient), so that one slow or hanging host can't take every slot; nil: no bound. Default
     /// for URL recipients: a quarter of `concurrency` (at least 1); for other channels none, since
@@ -152,7 +155,7 @@ public struct ChannelDefinition: Sendable, Hashable {
 
     public init(
         name: String, category: ChannelCategory = .webhook, recipient: RecipientField, concurrency: Int,
-        rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy, providers: [ProviderSpec] = [],
+        rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy,
         maxInFlightPerHost: Int?? = .none
     ) {
         self.maxInFlightPerHost = maxInFlightPerHost ?? Self.defaultMaxInFlightPerHost(recipient: recipient, concurrency: concurrency)
@@ -163,7 +166,6 @@ public struct ChannelDefinition: Sendable, Hashable {
         self.rateLimit = rateLimit
         self.timeout = timeout
         self.retry = retry
-        self.providers = providers
     }
 
     public static func defaultMaxInFlightPerHost(recipient: RecipientField, concurrency: Int) -> Int? {
@@ -189,4 +191,20 @@ public struct ChannelRegistry: Sendable, Hashable {
     public subscript(name: String) -> ChannelDefinition? { channels[name] }
 
     public var names: [String] { channels.keys.sorted() }
+}
+
+/// What a channel renders from a template: which part of a template it uses.
+public enum ChannelCategory: String, Sendable, Hashable, CaseIterable {
+    case email, sms, push, chat, webhook
+}
+
+/// A request rate, e.g. `30/s`.
+public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
+    public var count: Int
+    public var per: Duration
+    public init(count: Int, per: Duration) {
+        self.count = count
+        self.per = per
+    }
+    public var description: String { "\(count)/\(per)" }
 }

@@ -161,6 +161,9 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
     public var expiresAt: Date?
     /// The template locale `message` was rendered in; nil for an inline message.
     public var locale: String?
+    /// The W3C `traceparent` of the request that created it: the worker logs its trace id and sends
+    /// it on to the provider.
+    public var traceparent: String?
 
     public init(
         deliveryID: UUID, notificationID: UUID, channel: String, attempt: Int,
@@ -187,7 +190,7 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey {
         case deliveryID = "delivery_id", notificationID = "notification_id", channel, attempt, to, message, data,
             metadata, acceptedAt = "accepted_at", configVersion = "config_version", fallbackIDs = "fallback_ids",
-            expiresAt = "expires_at", tenant, locale
+            expiresAt = "expires_at", tenant, locale, traceparent
     }
 
     public init(from decoder: any Decoder) throws {
@@ -206,6 +209,7 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
         expiresAt = try container.decodeIfPresent(Date.self, forKey: .expiresAt)
         tenant = try container.decodeIfPresent(String.self, forKey: .tenant) ?? Tenant.default
         locale = try container.decodeIfPresent(String.self, forKey: .locale)
+        traceparent = try container.decodeIfPresent(String.self, forKey: .traceparent)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -224,6 +228,7 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
         try container.encodeIfPresent(expiresAt, forKey: .expiresAt)
         try container.encode(tenant, forKey: .tenant)
         try container.encodeIfPresent(locale, forKey: .locale)
+        try container.encodeIfPresent(traceparent, forKey: .traceparent)
     }
 
     /// Everything a template may read (`to`, `message`, `data`, `metadata`, ids).

@@ -211,6 +211,8 @@ public struct RequestValidator: Sendable {
             switch members[field] {
             case nil:
                 errors.append(FieldError(field: "to.\(field)", message: "is required by channel '\(channelName)'"))
+            case let value? where channel.recipient.format == .webPushSubscription:
+                errors += subscriptionErrors(value, field: "to.\(field)")
             case .string(let value)?:
                 if let problem = channel.recipient.problem(with: value) ?? targetProblem(channel.recipient, value) {
                     errors.append(FieldError(field: "to.\(field)", message: problem))
@@ -220,6 +222,19 @@ public struct RequestValidator: Sendable {
             }
         }
         return errors
+    }
+
+    /// What is wrong with a Web Push subscription, member by member; its endpoint is held to the same
+    /// address rule as URL recipients.
+    func subscriptionErrors(_ value: JSONValue, field: String) -> [FieldError] {
+        switch WebPushSubscription.parse(value, allowHTTP: allowPrivateTargets) {
+        case .failure(let invalid):
+            return invalid.problems.map { FieldError(field: $0.member.isEmpty ? field : "\(field).\($0.member)", message: $0.message) }
+        case .success(let subscription):
+            return targetProblem(RecipientField(name: "endpoint", format: .url), subscription.endpoint).map {
+                [FieldError(field: "\(field).endpoint", message: $0)]
+            } ?? []
+        }
     }
 
     /// A URL recipient that names a host the SSRF guard would refuse (loopback, private, link-local,

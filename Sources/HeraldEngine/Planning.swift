@@ -18,7 +18,7 @@ extension DeliveryEngine {
     /// - A `send_at` more than a second ahead makes the published deliveries `scheduled`.
     public static func plan(
         _ request: NotificationRequest, snapshot: ConfigSnapshot, now: Date, tenant: String = Tenant.default,
-        makeID: () -> UUID = { UUID.timeOrdered() }
+        trace: TraceContext? = nil, makeID: () -> UUID = { UUID.timeOrdered() }
     ) -> Result<PlannedNotification, RequestValidationError> {
         let plan: DeliveryPlan
         switch snapshot.plan(request) {
@@ -33,12 +33,13 @@ extension DeliveryEngine {
         var deliveries: [NewDelivery] = []
         for (index, channel) in plan.channels.enumerated() {
             let fallbackIDs = plan.strategy == .fallback ? Array(deliveryIDs.dropFirst(index + 1)) : []
-            let job = DeliveryJob(
+            var job = DeliveryJob(
                 deliveryID: deliveryIDs[index], notificationID: notificationID, channel: channel, attempt: 1,
                 to: request.to, message: plan.messages[channel] ?? request.message, data: request.data,
                 metadata: request.metadata, acceptedAt: now, configVersion: snapshot.version,
                 fallbackIDs: fallbackIDs, expiresAt: request.expiresAt, tenant: tenant,
                 locale: plan.locales[channel])
+            job.traceparent = trace?.traceparent
             let waitsForEarlierChannel = plan.strategy == .fallback && index > 0
             let status: DeliveryStatus = waitsForEarlierChannel ? .pending : (isScheduled ? .scheduled : .queued)
             let encoded: [UInt8]

@@ -28,10 +28,13 @@ public struct Principal: Sendable, Hashable {
 public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
+    /// This request's trace (set by `ObservabilityMiddleware`), stored with the deliveries it creates.
+    public var trace: TraceContext?
 
     public init(source: Source) {
         coreContext = .init(source: source)
         principal = nil
+        trace = nil
     }
 
     /// The caller, if its key grants `scope`; else 403 (401 when unauthenticated, which the

@@ -51,6 +51,11 @@ public struct GatewayConfiguration: Sendable {
     public var allowPrivateTargets: Bool = false
     /// Notifications in one batch request, at most. Default 1000.
     public var maxBatchSize: Int = 1000
+    /// Where `POST /v1/alerts/alertmanager` sends alerts; nil answers that route 404.
+    public var alertRouting: AlertRouting?
+    /// How often the channel queues' depth and consumers are read from the broker
+    /// (`herald_queue_messages_ready`, `herald_queue_consumers`); nil reads none. Default 15 s.
+    public var queueSampleInterval: Duration? = .seconds(15)
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -99,7 +104,14 @@ public func buildGateway(
     var components = GatewayComponents(
         postgres: postgres, publisher: publisher, store: store, committer: committer, relay: relay, keys: keys)
 
-    var services: [any Service] = [postgres, publisher, relay, committer]
+    var services: [any Service] = [
+        postgres, publisher, relay, committer, OutboxMonitor(outbox: OutboxStore(client: postgres, logger: logger), logger: logger),
+    ]
+    if let interval = configuration.queueSampleInterval {
+        services.append(QueueMonitor(
+            inspector: BrokerQueueInspector(endpoints: endpoints, logger: logger), channels: { config.snapshot.registry.names },
+            interval: interval, logger: logger))
+    }
     if let loader {
         services.append(ConfigReloader(loader: loader, store: config, logger: logger, prepare: { snapshot in
             try await publisher.declare(DeliveryTopology.topology(for: snapshot.registry, queueType: queueType))
@@ -113,6 +125,7 @@ public func buildGateway(
     api.addRoutes(to: listing)
     components.routes = listing.routes.map { "\($0.method) \($0.path)" }.sorted()
     let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: ObservabilityMiddleware())
     router.add(middleware: ProblemMiddleware(logger: logger, routes: RouteTable(components.routes)))
     router.add(middleware: AuthenticationMiddleware(
         authenticator: KeyAuthenticator(store: keys, ttl: configuration.keyCacheTTL),
@@ -165,6 +178,7 @@ struct NotificationAPI: Sendable {
         router.post("/v1/deadletters/retry") { request, context in try await replayDeadLetters(request, context: context) }
         router.post("/v1/deliveries/:id/retry") { _, context in try await replayDelivery(context: context) }
         router.post("/v1/audit/query") { request, context in try await auditQuery(request, context: context) }
+        router.post("/v1/alerts/alertmanager") { request, context in try await alertmanagerWebhook(request, context: context) }
         router.get("/v1/channels") { _, context in try channels(context: context) }
         router.get("/v1/templates") { _, context in try templates(context: context) }
         router.post("/v1/templates/:name/render") { request, context in try await renderTemplate(request, context: context) }
@@ -183,6 +197,14 @@ struct NotificationAPI: Sendable {
         if configuration.metricsPort == nil {
             let exposition = configuration.metricsExposition
             router.get("/metrics") { _, _ in Self.metricsResponse(exposition) }
+        }
+    }
+
+    /// `herald_notifications_accepted_total`, and its deliveries by channel.
+    func countAccepted(_ notification: NewNotification) {
+        accepted.increment()
+        for delivery in notification.deliveries {
+            Counter(label: "herald_deliveries_accepted_total", dimensions: [("channel", delivery.channel)]).increment()
         }
     }
 
@@ -267,8 +289,9 @@ struct NotificationAPI: Sendable {
 
     /// Validates and plans one notification for `principal`: the notification to store and the
     /// response its first request gets (kept with it for idempotent replays).
-    func prepare(_ json: JSONValue, idempotencyKey: String?, principal: Principal, snapshot: ConfigSnapshot, now: Date)
-        -> Result<(NewNotification, String), RequestValidationError>
+    func prepare(
+        _ json: JSONValue, idempotencyKey: String?, principal: Principal, snapshot: ConfigSnapshot, now: Date, trace: TraceContext?
+    ) -> Result<(NewNotification, String), RequestValidationError>
     {
         var validator = snapshot.validator
         validator.allowPrivateTargets = configuration.allowPrivateTargets
@@ -280,7 +303,7 @@ struct NotificationAPI: Sendable {
         }
         notificationRequest.idempotencyKey = idempotencyKey
         let planned: PlannedNotification
-        switch DeliveryEngine.plan(notificationRequest, snapshot: snapshot, now: now, tenant: principal.tenant) {
+        switch DeliveryEngine.plan(notificationRequest, snapshot: snapshot, now: now, tenant: principal.tenant, trace: trace) {
         case .success(let value): planned = value
         case .failure(let failure): return .failure(failure)
         }
@@ -309,10 +332,18 @@ struct NotificationAPI: Sendable {
             rejected.increment()
             throw error
         }
+        return try await store(json, idempotencyKey: key, principal: principal, trace: context.trace, since: start)
+    }
+
+    /// Validates, plans and stores one notification request; the answer a send gets (202, or the
+    /// replay of an earlier request with the same idempotency key). Also used by the alert webhook.
+    func store(_ json: JSONValue, idempotencyKey key: String?, principal: Principal, trace: TraceContext?, since start: ContinuousClock.Instant)
+        async throws -> Response
+    {
         // One snapshot for the whole request: validation, routing and rendering agree.
         let snapshot = config.snapshot
         let notification: NewNotification, responseText: String
-        switch prepare(json, idempotencyKey: key, principal: principal, snapshot: snapshot, now: Date()) {
+        switch prepare(json, idempotencyKey: key, principal: principal, snapshot: snapshot, now: Date(), trace: trace) {
         case .success(let prepared): (notification, responseText) = prepared
         case .failure(let failure):
             rejected.increment()
@@ -333,7 +364,7 @@ struct NotificationAPI: Sendable {
         switch outcome {
         case .stored:
             components.relay.wake()
-            accepted.increment()
+            countAccepted(notification)
             acceptLatency.record(duration: ContinuousClock.now - start)
             return Self.rawJSON(responseText, status: .accepted, location: "/v1/notifications/\(notification.id.lowercasedString)")
         case .duplicate(let original):
@@ -387,7 +418,7 @@ struct NotificationAPI: Sendable {
                 results[index] = .rejected(index, [FieldError(field: "idempotency_key", message: "is used twice in this batch")])
                 continue
             }
-            switch prepare(item, idempotencyKey: key, principal: principal, snapshot: snapshot, now: now) {
+            switch prepare(item, idempotencyKey: key, principal: principal, snapshot: snapshot, now: now, trace: context.trace) {
             case .success(let (notification, response)): prepared.append((index, notification, response))
             case .failure(let failure):
                 results[index] = .rejected(index, failure.errors.map {
@@ -407,7 +438,7 @@ struct NotificationAPI: Sendable {
             for (entry, outcome) in zip(prepared, outcomes) {
                 switch outcome {
                 case .stored:
-                    accepted.increment()
+                    countAccepted(entry.notification)
                     results[entry.index] = .accepted(entry.index, entry.response)
                 case .duplicate(let original):
                     if let stored = original.requestHash, stored != entry.notification.requestHash {

@@ -17,6 +17,7 @@ final class CurlLoop {
         var maxResponseHeaderBytes: Int
         /// Upper bound for one `curl_multi_poll` wait; libcurl shortens it to its own timers.
         var pollTimeoutMilliseconds: Int32
+        var defaultCAFile: String?
 
         init(_ configuration: CurlRuntime.Configuration) {
             self.maxConcurrentTransfers = max(1, configuration.maxConcurrentTransfers)
@@ -26,6 +27,7 @@ final class CurlLoop {
             self.maxResponseBodyBytes = max(0, configuration.maxResponseBodyBytes)
             self.maxResponseHeaderBytes = max(1024, configuration.maxResponseHeaderBytes)
             self.pollTimeoutMilliseconds = Int32(clamping: configuration.loopPollTimeout.clampedMilliseconds)
+            self.defaultCAFile = configuration.defaultCAFile.flatMap { $0.isEmpty ? nil : $0 }
         }
     }
 
@@ -38,6 +40,11 @@ final class CurlLoop {
     private var idle: [EasySlot] = []
     private var activeByHandle: [UnsafeMutableRawPointer: EasySlot] = [:]
     private var activeByID: [TransferID: EasySlot] = [:]
+    /// One connection cache per SMTP TLS profile (libcurl 7.88 reuses a cached SMTP connection to
+    /// the same host and port whatever `CURLOPT_USE_SSL` and CA the new transfer asks for, so
+    /// connections must never meet across profiles). HTTP keeps the multi handle's cache: there
+    /// TLS is part of the scheme, and libcurl compares the TLS settings of `https://` connections.
+    private var smtpConnectionCaches: [SMTPConnectionProfile: UnsafeMutableRawPointer] = [:]
 
     private init(
         settings: Settings,
@@ -238,8 +245,26 @@ final class CurlLoop {
 
     private func tearDown() {
         self.abortAll()
-        self.idle.removeAll()  // EasySlot.deinit → curl_easy_cleanup
+        self.idle.removeAll()  // EasySlot.deinit → curl_easy_cleanup (detaches its share)
         curl_multi_cleanup(self.multi)
+        // Last: no easy handle uses them any more (curl_share_cleanup refuses a share in use).
+        for share in self.smtpConnectionCaches.values {
+            curl_share_cleanup(share)
+        }
+        self.smtpConnectionCaches.removeAll()
+    }
+
+    /// The connection cache for `profile`, made on first use.
+    private func connectionCache(for profile: SMTPConnectionProfile) throws(TransferError) -> UnsafeMutableRawPointer {
+        if let share = self.smtpConnectionCaches[profile] { return share }
+        guard let share = herald_share_create_connection_cache() else {
+            throw TransferError(code: .other, message: "could not create a curl connection cache (curl_share_init)")
+        }
+        self.smtpConnectionCaches[profile] = share
+        self.logger.debug(
+            "SMTP connection cache created",
+            metadata: ["starttls": "\(profile.startTLS)", "caFile": "\(profile.caFile ?? "-")"])
+        return share
     }
 
     // MARK: Configuration
@@ -259,7 +284,9 @@ final class CurlLoop {
         protocols: String,
         timeout: Duration,
         connectTimeout: Duration,
-        restrict: Bool
+        restrict: Bool,
+        caFile: String?,
+        share: UnsafeMutableRawPointer?
     ) throws(TransferError) {
         herald_transfer_reset(
             slot.transfer,
@@ -278,6 +305,11 @@ final class CurlLoop {
         try slot.set(CURLOPT_TIMEOUT_MS, timeout.clampedMilliseconds)
         try slot.set(CURLOPT_CONNECTTIMEOUT_MS, connectTimeout.clampedMilliseconds)
         try slot.set(CURLOPT_TCP_KEEPALIVE, 1)
+        // curl_easy_reset keeps the share a recycled handle had: always set it.
+        try slot.set(CURLOPT_SHARE, pointer: share)
+        if let caFile = caFile ?? self.settings.defaultCAFile {
+            try slot.set(CURLOPT_CAINFO, caFile)
+        }
     }
 
     private func configureHTTP(_ slot: EasySlot, _ request: HTTPRequest) throws(TransferError) {
@@ -287,7 +319,9 @@ final class CurlLoop {
             protocols: "http,https",
             timeout: request.timeout,
             connectTimeout: request.connectTimeout,
-            restrict: request.restrictToPublicAddresses
+            restrict: request.restrictToPublicAddresses,
+            caFile: request.caFile,
+            share: nil
         )
         try slot.set(CURLOPT_USERAGENT, self.settings.userAgent)
 
@@ -336,7 +370,9 @@ final class CurlLoop {
             protocols: "smtp,smtps",
             timeout: mail.timeout,
             connectTimeout: mail.connectTimeout,
-            restrict: mail.restrictToPublicAddresses
+            restrict: mail.restrictToPublicAddresses,
+            caFile: mail.caFile,
+            share: try self.connectionCache(for: mail.connectionProfile)
         )
         let useSSL: curl_usessl
         switch mail.startTLS {
@@ -351,6 +387,12 @@ final class CurlLoop {
         let recipients = try slot.makeList(mail.recipients.map { "<\($0)>" })
         try slot.set(CURLOPT_MAIL_RCPT, pointer: UnsafeMutableRawPointer(recipients))
         try slot.set(CURLOPT_UPLOAD, 1)
+        herald_transfer_collect_server_replies(slot.transfer)
+        if mail.requiresSMTPUTF8 {
+            // A fresh connection, so the EHLO answer the check reads belongs to this transfer.
+            herald_transfer_require_smtputf8(slot.transfer)
+            try slot.set(CURLOPT_FRESH_CONNECT, 1)
+        }
         let copied = mail.message.withUnsafeBytes { bytes in
             herald_transfer_set_upload(slot.transfer, bytes.baseAddress, bytes.count)
         }
@@ -380,16 +422,21 @@ final class CurlLoop {
                 )
             )
         }
-        let isSMTP: Bool
-        if case .smtp = slot.job?.spec { isSMTP = true } else { isSMTP = false }
+        var smtp: SMTPReplies?
+        if case .smtp = slot.job?.spec {
+            var headerCount = 0
+            let headerBytes = herald_transfer_headers(slot.transfer, &headerCount)
+            smtp = SMTPReplies(Array(UnsafeBufferPointer(start: headerBytes, count: headerCount)))
+        }
         return .failure(
             ErrorMapping.error(
                 for: code,
                 detail: String(cString: slot.errorBuffer),
                 blockedAddress: herald_transfer_blocked(slot.transfer) != 0
                     ? String(cString: herald_transfer_blocked_address(slot.transfer)) : nil,
+                smtputf8Missing: herald_transfer_smtputf8_missing(slot.transfer) != 0,
                 info: info,
-                isSMTP: isSMTP
+                smtp: smtp
             )
         )
     }

@@ -27,12 +27,25 @@ public final class CurlRuntime: Service, Sendable {
         public var maxResponseHeaderBytes: Int = 64 << 10
         /// Idle connections kept for reuse (`CURLMOPT_MAXCONNECTS`); `nil` = `maxConcurrentTransfers`.
         public var maxCachedConnections: Int? = nil
+        /// PEM file of trusted certificate authorities for transfers that name none
+        /// (``HTTPRequest/caFile``, ``SMTPRequest/caFile``); nil: libcurl's built-in bundle.
+        /// See ``defaultCAFile(environment:)``.
+        public var defaultCAFile: String? = nil
         /// Longest single `curl_multi_poll` wait when idle (libcurl shortens it to
         /// its own timers, the wake fd interrupts it). Internal: tests raise it to
         /// prove that new work does not wait for the poll timeout.
         var loopPollTimeout: Duration = .seconds(1)
 
         public init() {}
+
+        /// The CA bundle a deployment names the way curl and OpenSSL tools read it:
+        /// `CURL_CA_BUNDLE`, else `SSL_CERT_FILE` (libcurl itself reads neither).
+        public static func defaultCAFile(environment: [String: String]) -> String? {
+            for name in ["CURL_CA_BUNDLE", "SSL_CERT_FILE"] {
+                if let path = environment[name], !path.isEmpty { return path }
+            }
+            return nil
+        }
     }
 
     let configuration: Configuration

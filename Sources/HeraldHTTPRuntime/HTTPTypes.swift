@@ -27,6 +27,9 @@ public struct HTTPRequest: Sendable {
     /// The check applies to the address actually connected to, so DNS
     /// rebinding cannot bypass it.
     public var restrictToPublicAddresses: Bool
+    /// PEM file of the certificate authorities trusted for `https://` (instead of
+    /// ``CurlRuntime/Configuration/defaultCAFile`` and the system's bundle).
+    public var caFile: String?
 
     public init(
         method: String = "GET",
@@ -35,7 +38,8 @@ public struct HTTPRequest: Sendable {
         body: [UInt8] = [],
         timeout: Duration = .seconds(30),
         connectTimeout: Duration = .seconds(10),
-        restrictToPublicAddresses: Bool = true
+        restrictToPublicAddresses: Bool = true,
+        caFile: String? = nil
     ) {
         self.method = method
         self.url = url
@@ -44,6 +48,7 @@ public struct HTTPRequest: Sendable {
         self.timeout = timeout
         self.connectTimeout = connectTimeout
         self.restrictToPublicAddresses = restrictToPublicAddresses
+        self.caFile = caFile
     }
 }
 

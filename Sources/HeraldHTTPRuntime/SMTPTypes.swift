@@ -6,7 +6,7 @@ public struct SMTPRequest: Sendable {
         case none
         /// Upgrade when the server offers STARTTLS, continue in plain text otherwise.
         case opportunistic
-        /// Fail with ``TransferError/Code/tlsFailed`` unless the connection is encrypted.
+        /// Fail with ``TransferError/Code/tlsUnavailable`` unless the server offers STARTTLS.
         case required
     }
 
@@ -25,6 +25,9 @@ public struct SMTPRequest: Sendable {
     public var connectTimeout: Duration
     /// Same SSRF guard as ``HTTPRequest/restrictToPublicAddresses``.
     public var restrictToPublicAddresses: Bool
+    /// PEM file of the certificate authorities trusted for STARTTLS and `smtps://` (instead of
+    /// ``CurlRuntime/Configuration/defaultCAFile`` and the system's bundle).
+    public var caFile: String?
 
     public init(
         url: String,
@@ -36,7 +39,8 @@ public struct SMTPRequest: Sendable {
         message: [UInt8],
         timeout: Duration = .seconds(60),
         connectTimeout: Duration = .seconds(10),
-        restrictToPublicAddresses: Bool = true
+        restrictToPublicAddresses: Bool = true,
+        caFile: String? = nil
     ) {
         self.url = url
         self.startTLS = startTLS
@@ -48,7 +52,31 @@ public struct SMTPRequest: Sendable {
         self.timeout = timeout
         self.connectTimeout = connectTimeout
         self.restrictToPublicAddresses = restrictToPublicAddresses
+        self.caFile = caFile
     }
+
+    /// What a connection must have been opened with to carry this message: connections are only
+    /// reused between transfers with the same profile, so a `required` message never goes out on
+    /// a connection a `none` transfer left in plain text, and a connection verified against one
+    /// CA never carries a message that trusts another.
+    /// An envelope address has a non-ASCII character (a UTF-8 local part; domains should be
+    /// A-labels already): the server must announce SMTPUTF8 (RFC 6531), else the transfer fails
+    /// with ``TransferError/Code/smtputf8Unavailable`` before MAIL FROM. libcurl adds the SMTPUTF8
+    /// parameter itself when the server announces it.
+    public var requiresSMTPUTF8: Bool {
+        !([self.from] + self.recipients).allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
+    }
+
+    var connectionProfile: SMTPConnectionProfile {
+        SMTPConnectionProfile(startTLS: self.startTLS, caFile: self.caFile)
+    }
+}
+
+/// The TLS settings an SMTP connection was opened with (see ``SMTPRequest/connectionProfile``).
+struct SMTPConnectionProfile: Hashable, Sendable {
+    var startTLS: SMTPRequest.STARTTLSPolicy
+    /// The request's CA file (nil: the runtime's default, which is the same for every transfer).
+    var caFile: String?
 }
 
 /// The server accepted the message.

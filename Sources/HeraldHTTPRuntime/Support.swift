@@ -3,15 +3,20 @@ internal import CCurlShim
 // MARK: - Error mapping
 
 enum ErrorMapping {
+    /// - Parameter smtp: the server replies of an SMTP transfer (nil for HTTP).
     static func error(
         for code: CURLcode,
         detail: String,
         blockedAddress: String?,
+        smtputf8Missing: Bool = false,
         info: TransferInfo,
-        isSMTP: Bool
+        smtp: SMTPReplies?
     ) -> TransferError {
         let curlCode = Int32(bitPattern: code.rawValue)
-        let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        var text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        // libcurl says "RCPT failed: 550": the server's own words say why.
+        let replyText = smtp?.refusalText ?? ""
+        if !replyText.isEmpty { text += " (server: \(replyText))" }
 
         func make(_ errorCode: TransferError.Code, sent: Bool, _ message: String = text) -> TransferError {
             TransferError(
@@ -19,7 +24,9 @@ enum ErrorMapping {
                 message: message,
                 curlCode: curlCode,
                 requestMayHaveBeenSent: sent,
-                protocolResponseCode: info.responseCode
+                protocolResponseCode: info.responseCode,
+                serverReply: replyText,
+                serverExtensions: smtp?.extensions
             )
         }
 
@@ -31,6 +38,15 @@ enum ErrorMapping {
             )
         }
 
+        if smtputf8Missing, code == CURLE_ABORTED_BY_CALLBACK {
+            return make(
+                .smtputf8Unavailable,
+                sent: false,
+                "the server does not announce SMTPUTF8 (RFC 6531), which an address with a non-ASCII local part needs; "
+                    + "nothing was sent"
+            )
+        }
+
         switch code {
         case CURLE_OPERATION_TIMEDOUT:
             return make(.timeout, sent: info.requestMayHaveBeenSent)
@@ -38,11 +54,15 @@ enum ErrorMapping {
             return make(.connectFailed, sent: false)
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
             return make(.dnsFailed, sent: false)
-        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_ENGINE_NOTFOUND,
-            CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_USE_SSL_FAILED,
-            CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CRL_BADFILE,
-            CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
-            CURLE_SSL_CLIENTCERT:
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+            CURLE_SSL_INVALIDCERTSTATUS:
+            return make(.tlsVerificationFailed, sent: false)
+        case CURLE_USE_SSL_FAILED:
+            return make(.tlsUnavailable, sent: false)
+        case CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CRL_BADFILE, CURLE_SSL_CERTPROBLEM, CURLE_SSL_ENGINE_NOTFOUND,
+            CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_CLIENTCERT:
+            return make(.tlsConfigurationInvalid, sent: false)
+        case CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CIPHER:
             return make(.tlsFailed, sent: false)
         case CURLE_LOGIN_DENIED:
             return make(.authenticationFailed, sent: false)
@@ -53,13 +73,13 @@ enum ErrorMapping {
             break
         }
 
-        if isSMTP, info.responseCode >= 400,
+        if smtp != nil, info.responseCode >= 400,
             code == CURLE_SEND_ERROR || code == CURLE_WEIRD_SERVER_REPLY || code == CURLE_RECV_ERROR
                 || code == CURLE_QUOTE_ERROR
         {
             // The server answered MAIL FROM / RCPT TO / DATA with a 4xx/5xx reply:
             // the message was refused, not (possibly) delivered.
-            return make(.rejected, sent: false, "server replied \(info.responseCode): \(text)")
+            return make(.rejected, sent: false, replyText.isEmpty ? "server replied \(info.responseCode): \(text)" : text)
         }
 
         switch code {

@@ -10,19 +10,29 @@ public struct TransferError: Error, Sendable, CustomStringConvertible {
     /// The last protocol response code seen (an SMTP reply code such as 550,
     /// or an HTTP status), 0 when none was received.
     public var protocolResponseCode: Int
+    /// SMTP: the server's last reply as it wrote it (`550 5.1.1 <…>: Recipient address rejected: …`),
+    /// continuation lines joined with a space; empty when there was none. Also in ``message``.
+    public var serverReply: String
+    /// SMTP: the service extensions (EHLO keywords, upper case) the server announced on this
+    /// transfer's connection; nil when the connection was reused or EHLO was never answered.
+    public var serverExtensions: Set<String>?
 
     public init(
         code: Code,
         message: String,
         curlCode: Int32 = 0,
         requestMayHaveBeenSent: Bool = false,
-        protocolResponseCode: Int = 0
+        protocolResponseCode: Int = 0,
+        serverReply: String = "",
+        serverExtensions: Set<String>? = nil
     ) {
         self.code = code
         self.message = message
         self.curlCode = curlCode
         self.requestMayHaveBeenSent = requestMayHaveBeenSent
         self.protocolResponseCode = protocolResponseCode
+        self.serverReply = serverReply
+        self.serverExtensions = serverExtensions
     }
 
     public var description: String {
@@ -39,6 +49,10 @@ public struct TransferError: Error, Sendable, CustomStringConvertible {
             case connectFailed
             case dnsFailed
             case tlsFailed
+            case tlsVerificationFailed
+            case tlsUnavailable
+            case tlsConfigurationInvalid
+            case smtputf8Unavailable
             case sendFailed
             case receiveFailed
             case blockedAddress
@@ -58,8 +72,17 @@ public struct TransferError: Error, Sendable, CustomStringConvertible {
         public static let connectFailed = Code(.connectFailed)
         /// The host name could not be resolved.
         public static let dnsFailed = Code(.dnsFailed)
-        /// TLS handshake or certificate verification failed (or STARTTLS was required but unavailable).
+        /// The TLS handshake failed (reset, no common protocol version or cipher): may pass later.
         public static let tlsFailed = Code(.tlsFailed)
+        /// The server's certificate was refused: not issued by a trusted CA (self-signed, a private
+        /// CA that is not configured), expired, or for another host name. A configuration error.
+        public static let tlsVerificationFailed = Code(.tlsVerificationFailed)
+        /// TLS was required (`STARTTLS` policy `required`) but the server does not offer STARTTLS.
+        public static let tlsUnavailable = Code(.tlsUnavailable)
+        /// The local TLS settings can't be used (CA file missing or unreadable, bad client certificate).
+        public static let tlsConfigurationInvalid = Code(.tlsConfigurationInvalid)
+        /// An envelope address needs SMTPUTF8 (RFC 6531) and the server does not announce it.
+        public static let smtputf8Unavailable = Code(.smtputf8Unavailable)
         /// Sending the request failed.
         public static let sendFailed = Code(.sendFailed)
         /// Receiving the response failed (reset, empty or malformed reply).

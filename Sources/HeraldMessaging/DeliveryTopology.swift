@@ -75,16 +75,31 @@ public enum DeliveryTopology {
     }
 
     /// The message that carries `payload` (a `DeliveryJob` as JSON) to its channel's work queue for
-    /// attempt `attempt` (in a header: the stored job is published unchanged for every attempt).
-    public static func deliveryMessage(channel: String, deliveryID: String, attempt: Int, payload: [UInt8]) -> OutgoingMessage {
-        OutgoingMessage(
-            exchange: exchange, routingKey: channel, body: payload, persistent: true, messageID: deliveryID,
-            headers: [attemptHeader: .int(Int64(attempt))])
+    /// attempt `attempt` (in a header: the stored job is published unchanged for every attempt), with
+    /// the W3C `traceparent` of the request that created it as a header of its own, when it has one.
+    public static func deliveryMessage(
+        channel: String, deliveryID: String, attempt: Int, payload: [UInt8], traceparent: String? = nil
+    ) -> OutgoingMessage {
+        var headers: [String: AMQPFieldValue] = [attemptHeader: .int(Int64(attempt))]
+        if let traceparent { headers[traceHeader] = .string(traceparent) }
+        return OutgoingMessage(
+            exchange: exchange, routingKey: channel, body: payload, persistent: true, messageID: deliveryID, headers: headers)
     }
 
     /// The attempt a received message is for: its header, else the job's own number.
     public static func attempt(of message: IncomingMessage, job: DeliveryJob) -> Int {
         if case .int(let value)? = message.headers[attemptHeader], value > 0, value < Int64(Int32.max) { return Int(value) }
         return job.attempt
+    }
+
+    /// The message header with the W3C trace context (the name HTTP uses; what OpenTelemetry's
+    /// AMQP propagation reads).
+    public static let traceHeader = "traceparent"
+
+    /// The trace a received message belongs to: its `traceparent` header, else the one stored in the
+    /// job (a message published before the header existed); nil when neither is valid.
+    public static func trace(of message: IncomingMessage, job: DeliveryJob) -> TraceContext? {
+        if case .string(let value)? = message.headers[traceHeader], let trace = TraceContext(traceparent: value) { return trace }
+        return job.traceparent.flatMap(TraceContext.init(traceparent:))
     }
 }

@@ -26,8 +26,11 @@ public struct LiveOutboxRelayRound: OutboxRelayRound {
             try await publisher.publish(entries.map {
                 DeliveryTopology.deliveryMessage(
                     channel: $0.channel, deliveryID: $0.deliveryID.lowercasedString, attempt: $0.attempt,
-                    payload: Array($0.payload.utf8))
+                    payload: Array($0.payload.utf8), traceparent: DeliveryJob.encodedTraceparent($0.payload))
             })
+            // Once confirmed: a round that fails publishes nothing, and its rows are counted when they go out.
+            let lag = Timer(label: "herald_outbox_publish_lag_seconds")
+            for entry in entries { lag.recordNanoseconds(Int64(entry.dueFor * 1_000_000_000)) }
         }
     }
 }
@@ -143,5 +146,37 @@ public final class OutboxRelay: Service, Sendable {
     static func backoff(after failures: Int, configuration: Configuration) -> Duration {
         let factor = 1 << min(max(failures - 1, 0), 16)
         return min(configuration.errorBackoff * factor, configuration.maximumBackoff)
+    }
+}
+
+/// Samples the outbox's backlog every `interval` into `herald_outbox_backlog_rows` and
+/// `herald_outbox_oldest_due_age_seconds` (for the dashboards and the "relay stalled" alert). A
+/// sample that fails leaves the last values; each has a deadline.
+public final class OutboxMonitor: Service, Sendable {
+    private let outbox: OutboxStore
+    private let interval: Duration
+    private let logger: Logger
+    private let rows = Gauge(label: "herald_outbox_backlog_rows")
+    private let oldest = Gauge(label: "herald_outbox_oldest_due_age_seconds")
+
+    public init(outbox: OutboxStore, interval: Duration = .seconds(5), logger: Logger) {
+        self.outbox = outbox
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let backlog = try await withDeadline(.seconds(3), "sampling the outbox backlog") { [outbox] in
+                    try await outbox.backlog()
+                }
+                rows.record(backlog.rows)
+                oldest.record(backlog.oldestDueSeconds)
+            } catch {
+                logger.debug("outbox backlog sample failed", metadata: ["error": "\(StoreFailure.describe(error))"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProviderModel
 import HeraldHTTPRuntime
 
 /// The outcome of one attempt through one provider, ready for the attempt log.
@@ -63,12 +64,22 @@ public enum ResponseClassifier {
             retryAfter: response.header("Retry-After").flatMap { RetryAfter.parse($0, now: now) })
     }
 
+    /// Failures that another attempt would only repeat: configuration errors, on Herald's side
+    /// (a refused address, a malformed request, an unusable CA file) or the server's (a certificate
+    /// no configured CA vouches for, expired or for another name; no STARTTLS where it is required;
+    /// no SMTPUTF8 for a non-ASCII address).
+    /// Retrying them burns every attempt of the policy for nothing.
+    public static let permanentTransferCodes: Set<TransferError.Code> = [
+        .blockedAddress, .invalidRequest, .tlsVerificationFailed, .tlsUnavailable, .tlsConfigurationInvalid,
+        .smtputf8Unavailable,
+    ]
+
     /// A failure to get an answer at all.
     public static func classify(_ error: any Error) -> ProviderResult {
         if let failure = error as? ProviderFailure { return failure.result }
         if let transfer = error as? TransferError {
             let outcome: AttemptOutcome
-            if transfer.code == .blockedAddress || transfer.code == .invalidRequest {
+            if Self.permanentTransferCodes.contains(transfer.code) {
                 outcome = .permanentFailure
             } else if transfer.requestMayHaveBeenSent {
                 outcome = .ambiguous

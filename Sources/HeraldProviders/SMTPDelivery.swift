@@ -1,29 +1,45 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldTemplating
 
 extension ProviderClient {
     /// The SMTP submission it would make (secrets resolved), for previews and tests; smtp providers only.
     public func buildMail(for job: DeliveryJob, recipientField: String = "email", now: Date) throws -> SMTPRequest {
-        guard case .smtp(let smtp) = transport else {
-            throw ProviderFailure.permanent("provider \(name) is an http provider, not smtp")
+        guard case .smtp(let smtp) = spec.transport else {
+            throw ProviderFailure.permanent("provider \(name) is not an smtp provider")
         }
         return try buildSMTPRequest(smtp, job: job, recipientField: recipientField, now: now)
     }
 
-    func buildSMTPRequest(_ smtp: CompiledSMTP, job: DeliveryJob, recipientField: String, now: Date) throws(ProviderFailure) -> SMTPRequest {
+    func buildSMTPRequest(_ smtp: SMTPProviderSpec, job: DeliveryJob, recipientField: String, now: Date) throws(ProviderFailure) -> SMTPRequest {
         let context = RenderContext(try self.context(for: job, now: now))
-        let recipient = (job.to[recipientField]?.stringValue ?? job.to["email"]?.stringValue ?? "")
+        let given = (job.to[recipientField]?.stringValue ?? job.to["email"]?.stringValue ?? "")
             .trimmingCharacters(in: .whitespaces)
-        guard Self.isPlainAddress(recipient) else {
+        guard Self.isPlainAddress(given) else {
             throw .permanent("to.\(recipientField) is not an e-mail address")
         }
-        let from = smtp.from.render(context)
-        let envelopeFrom = MailMessage.address(of: from)
-        guard Self.isPlainAddress(envelopeFrom) else {
+        // Domains go out as A-labels (IDNA), so any relay takes them; only a non-ASCII local part
+        // needs SMTPUTF8, which the runtime insists the server announces.
+        let recipient: String
+        do {
+            recipient = try IDNA.addressToASCIIDomain(given)
+        } catch {
+            throw .permanent("to.\(recipientField): \(error)")
+        }
+        var from = smtp.from.render(context)
+        let givenFrom = MailMessage.address(of: from)
+        guard Self.isPlainAddress(givenFrom) else {
             throw .permanent("from: '\(MailMessage.clean(from))' has no valid address")
         }
+        let envelopeFrom: String
+        do {
+            envelopeFrom = try IDNA.addressToASCIIDomain(givenFrom)
+        } catch {
+            throw .permanent("from: \(error)")
+        }
+        if envelopeFrom != givenFrom { from = from.replacingOccurrences(of: givenFrom, with: envelopeFrom) }
         let messageID = job.deliveryID.uuidString.lowercased() + "@herald"
         let message = MailMessage(
             from: from, to: recipient, subject: job.message.subject, text: job.message.text, html: job.message.html,
@@ -40,10 +56,10 @@ extension ProviderClient {
             url: smtp.url.render(context).trimmingCharacters(in: .whitespacesAndNewlines), startTLS: startTLS,
             username: username, password: username == nil ? nil : password, from: envelopeFrom, recipients: [recipient],
             message: message.bytes(), timeout: timeout, connectTimeout: min(timeout, .seconds(10)),
-            restrictToPublicAddresses: restrictToPublicAddresses)
+            restrictToPublicAddresses: restrictToPublicAddresses, caFile: smtp.caFile)
     }
 
-    func attemptSMTP(_ smtp: CompiledSMTP, job: DeliveryJob, recipientField: String, now: Date) async -> ProviderResult {
+    func attemptSMTP(_ smtp: SMTPProviderSpec, job: DeliveryJob, recipientField: String, now: Date) async -> ProviderResult {
         let request: SMTPRequest
         do {
             request = try buildSMTPRequest(smtp, job: job, recipientField: recipientField, now: now)

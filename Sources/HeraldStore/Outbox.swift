@@ -11,6 +11,8 @@ public struct OutboxEntry: Sendable, Hashable {
     public var attempt: Int
     public var purpose: OutboxPurpose
     public var payload: String
+    /// How long the row had been due when it was taken (seconds).
+    public var dueFor: Double = 0
 }
 
 /// The transactional outbox: rows written with their notification (or by a worker's settlement for a
@@ -35,27 +37,30 @@ public struct OutboxStore: Sendable {
         try await client.withTransaction(logger: logger) { connection in
             var entries: [OutboxEntry] = []
             var orphans: [Int64] = []
-            for try await (id, deliveryID, channel, attempt, purpose, payload) in try await connection.query(
+            for try await (id, deliveryID, channel, attempt, purpose, payload, dueFor) in try await connection.query(
                 """
-                SELECT o.id, o.delivery_id, o.channel, o.attempt, o.purpose, COALESCE(o.payload, d.job)
+                SELECT o.id, o.delivery_id, o.channel, o.attempt, o.purpose, COALESCE(o.payload, d.job),
+                    extract(epoch FROM now() - o.not_before)::float8
                 FROM outbox o LEFT JOIN deliveries d ON d.id = o.delivery_id
                 WHERE o.not_before <= now()
                 ORDER BY o.not_before, o.id LIMIT \(limit)
                 FOR UPDATE OF o SKIP LOCKED
                 """,
                 logger: logger
-            ).decode((Int64, UUID, String, Int, String, String?).self) {
+            ).decode((Int64, UUID, String, Int, String, String?, Double).self) {
                 guard let payload else {
                     orphans.append(id)
                     continue
                 }
                 entries.append(OutboxEntry(
                     id: id, deliveryID: deliveryID, channel: channel, attempt: attempt,
-                    purpose: OutboxPurpose(rawValue: purpose) ?? .deliver, payload: payload))
+                    purpose: OutboxPurpose(rawValue: purpose) ?? .deliver, payload: payload, dueFor: max(0, dueFor)))
             }
             if !orphans.isEmpty {
                 // A row whose delivery has no stored job can never be published: say so and drop it.
-                logger.error("outbox rows without a stored job dropped", metadata: ["outbox.ids": "\(orphans)"])
+                logger.error("outbox rows without a stored job dropped", metadata: [
+                    "outbox.ids": .array(orphans.map { .stringConvertible($0) }),
+                ])
             }
             guard !entries.isEmpty || !orphans.isEmpty else { return 0 }
             if !entries.isEmpty { try await publish(entries) }
@@ -79,6 +84,21 @@ public struct OutboxStore: Sendable {
             count = value
         }
         return count
+    }
+
+    /// Rows due and not yet published, and how long the oldest of them has been due (seconds).
+    public func backlog() async throws -> (rows: Int, oldestDueSeconds: Double) {
+        var result = (rows: 0, oldestDueSeconds: 0.0)
+        for try await (rows, oldest) in try await client.query(
+            """
+            SELECT count(*)::int8, COALESCE(extract(epoch FROM now() - min(not_before)), 0)::float8
+            FROM outbox WHERE not_before <= now()
+            """,
+            logger: logger
+        ).decode((Int64, Double).self) {
+            result = (Int(rows), max(0, oldest))
+        }
+        return result
     }
 
     /// How long the oldest due row has waited (zero when none is due): the relay's progress.

@@ -5,6 +5,7 @@ import HeraldCore
 import HeraldEngine
 import HeraldHTTPRuntime
 import HeraldMessaging
+import HeraldProviderModel
 import HeraldProviders
 import HeraldStore
 import Logging
@@ -71,16 +72,22 @@ final class ChannelWorker: Service, Sendable {
     }
 
     func process(_ message: IncomingMessage) async {
-        let job: DeliveryJob
+        var decoded: DeliveryJob
         do {
-            job = try DeliveryJob.decode(message.body)
+            decoded = try DeliveryJob.decode(message.body)
         } catch {
             await quarantine(message, reason: "the message is not a delivery job: \(error)")
             return
         }
+        // The message's trace header goes into every line about it and on to the provider request.
+        let trace = DeliveryTopology.trace(of: message, job: decoded)
+        decoded.traceparent = trace?.traceparent
+        let job = decoded
         var logger = logger
         logger[metadataKey: "herald.delivery_id"] = "\(job.deliveryID.lowercasedString)"
         logger[metadataKey: "herald.notification_id"] = "\(job.notificationID.lowercasedString)"
+        logger[metadataKey: "herald.channel"] = "\(job.channel)"
+        if let trace { logger[metadataKey: "trace.id"] = "\(trace.traceID)" }
         let expectedAttempt = DeliveryTopology.attempt(of: message, job: job)
         let snapshot = config.snapshot
         guard let channel = snapshot.registry[job.channel] else {
@@ -89,6 +96,10 @@ final class ChannelWorker: Service, Sendable {
             try? await Task.sleep(for: .seconds(1))
             consumer.reject(message.deliveryTag, requeue: true)
             return
+        }
+        // A Web Push subscription is an object: its endpoint stands for it.
+        if let recipient = job.to[channel.recipient.name]?.stringValue ?? job.to[channel.recipient.name]?["endpoint"]?.stringValue {
+            logger[metadataKey: "herald.recipient"] = "\(channel.recipient.masked(recipient))"
         }
         // An outcome this process could not record before: record it now instead of sending again.
         if let unrecorded = shared.unrecorded.take(job.deliveryID) {
@@ -105,7 +116,8 @@ final class ChannelWorker: Service, Sendable {
         }
         defer { if let host, channel.maxInFlightPerHost != nil { hosts.release(host) } }
 
-        let lease = DeliveryEngine.lease(for: channel)
+        let providers = snapshot.providers(for: channel.name)
+        let lease = DeliveryEngine.lease(for: channel, providers: providers.count)
         var decision: ClaimDecision
         var waited: Duration = .zero
         while true {
@@ -125,7 +137,7 @@ final class ChannelWorker: Service, Sendable {
             }
             decision = DeliveryEngine.decide(claim: claim, job: job, expectedAttempt: expectedAttempt, now: Date())
             guard case .wait(let pause) = decision else { break }
-            if waited > DeliveryEngine.lease(for: channel) + .seconds(5) || Task.isShuttingDownGracefully {
+            if waited > lease + .seconds(5) || Task.isShuttingDownGracefully {
                 consumer.reject(message.deliveryTag, requeue: true)
                 return
             }
@@ -160,12 +172,11 @@ final class ChannelWorker: Service, Sendable {
             await waitForRateLimit(channel)
             var attemptJob = job
             attemptJob.attempt = number
-            let tries = await shared.attempter.attempt(attemptJob, channel: channel, snapshotVersion: snapshot.version)
-            for providerTry in tries {
-                Counter(label: "herald_attempts_total", dimensions: [
-                    ("channel", channel.name), ("provider", providerTry.provider), ("outcome", providerTry.outcome.rawValue),
-                ]).increment()
-            }
+            let inFlight = Meter(label: "herald_attempts_in_flight", dimensions: [("channel", channel.name)])
+            inFlight.increment()
+            let tries = await shared.attempter.attempt(
+                attemptJob, channel: channel, providers: providers, snapshotVersion: snapshot.version)
+            inFlight.decrement()
             let settlement = DeliveryEngine.settle(
                 job: attemptJob, number: number, attemptBase: base, tries: tries, policy: channel.retry,
                 worker: shared.workerName, now: Date(), random: Double.random(in: 0..<1))
@@ -183,6 +194,7 @@ final class ChannelWorker: Service, Sendable {
         do {
             let recorder = shared.recorder
             try await withDeadline(.seconds(20), "recording the outcome") { try await recorder.submit(settlement) }
+            shared.reporting.report(settlement, logger: logger)
             if !settlement.enqueue.isEmpty { shared.relay?.wake() }
             consumer.ack(message.deliveryTag)
         } catch {
@@ -226,7 +238,9 @@ final class ChannelWorker: Service, Sendable {
             current = fresh
             return fresh
         }
-        await limiter.waitForSlot()
+        if await limiter.waitForSlot() {
+            Counter(label: "herald_rate_limit_waits_total", dimensions: [("channel", channel.name)]).increment()
+        }
     }
 }
 
@@ -241,14 +255,18 @@ final class RateLimiter: Sendable {
         interval = limit.per / limit.count
     }
 
-    func waitForSlot() async {
+    /// Waits for the next slot; whether it had to wait.
+    @discardableResult
+    func waitForSlot() async -> Bool {
         let now = ContinuousClock.now
         let slot = nextFree.withLock { next -> ContinuousClock.Instant in
             let slot = max(next, now)
             next = slot + interval
             return slot
         }
-        if slot > now { try? await Task.sleep(until: slot, clock: .continuous) }
+        guard slot > now else { return false }
+        try? await Task.sleep(until: slot, clock: .continuous)
+        return true
     }
 }
 

@@ -64,6 +64,9 @@ public struct WebhookSender: Sendable {
         if let signer {
             headers.append(HTTPHeaderField("webhook-signature", signer.signature(id: messageID, timestamp: timestamp, body: body)))
         }
+        if let trace = job.traceparent.flatMap(TraceContext.init(traceparent:)) {
+            headers.append(HTTPHeaderField("traceparent", trace.child().traceparent))
+        }
         return HTTPRequest(
             method: "POST", url: url, headers: headers, body: body, timeout: timeout,
             restrictToPublicAddresses: restrictToPublicAddresses)

@@ -34,6 +34,16 @@ public struct WorkerConfiguration: Sendable {
     public var relay = OutboxRelay.Configuration()
     /// How long a message over its host's in-flight bound waits in the outbox (±50 %). Default 1 s.
     public var hostDeferral: Duration = .seconds(1)
+    /// CA bundle for providers without a `ca_file` of their own; nil: the system's. Default:
+    /// `CURL_CA_BUNDLE`, else `SSL_CERT_FILE`, from the environment.
+    public var defaultCAFile: String? = CurlRuntime.Configuration.defaultCAFile(environment: ProcessInfo.processInfo.environment)
+    /// The level of a successful attempt's log line (failures are warning or error). Default info.
+    public var successLogLevel: Logger.Level = .info
+    /// The management port (`/metrics`, `/healthz`, `/readyz`); nil serves none, 0 picks a free port.
+    public var managementPort: Int?
+    public var managementHost: String = "127.0.0.1"
+    /// Text for the management port's `/metrics` (the executable plugs in its Prometheus registry).
+    public var metricsExposition: (@Sendable () -> String)?
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -67,6 +77,7 @@ struct WorkerShared: Sendable {
     let workerName: String
     let hostDeferral: Duration
     let unrecorded = UnrecordedSettlements()
+    var reporting = AttemptReporting()
 }
 
 public struct WorkerBuildError: Error, Sendable, CustomStringConvertible {
@@ -96,6 +107,7 @@ public func buildWorker(
         endpoints: endpoints, topology: DeliveryTopology.topology(for: registry, queueType: queueType), logger: logger)
     var runtimeConfiguration = CurlRuntime.Configuration()
     runtimeConfiguration.maxConcurrentTransfers = max(64, registry.channels.values.map(\.concurrency).reduce(0, +))
+    runtimeConfiguration.defaultCAFile = configuration.defaultCAFile
     let runtime = CurlRuntime(configuration: runtimeConfiguration, logger: logger)
     let recorder = GroupCommitter<Settlement, Void>(
         maxBatchSize: configuration.recordBatchSize, maxConcurrentFlushes: 2, flushDeadline: .seconds(15), logger: logger,
@@ -120,10 +132,16 @@ public func buildWorker(
         attempter: DeliveryAttempter(
             runtime: runtime, secrets: configuration.secrets, webhookSender: webhookSender,
             restrictToPublicAddresses: !configuration.allowPrivateTargets, logger: logger),
-        workerName: workerName, hostDeferral: configuration.hostDeferral)
+        workerName: workerName, hostDeferral: configuration.hostDeferral,
+        reporting: AttemptReporting(successLevel: configuration.successLogLevel))
     let supervisor = WorkerSupervisor(
         selection: selection, config: config, endpoints: endpoints, queueType: queueType, shared: shared, logger: logger)
     var services: [any Service] = [postgres, publisher, runtime, recorder, claimer] + (relay.map { [$0] } ?? []) + [supervisor]
+    if let port = configuration.managementPort {
+        services.append(managementApplication(
+            host: configuration.managementHost, port: port, exposition: configuration.metricsExposition, postgres: postgres,
+            publisher: publisher, logger: logger))
+    }
     if let loader {
         services.append(ConfigReloader(
             loader: loader, store: config, logger: logger,

@@ -1,3 +1,4 @@
+import Foundation
 import HeraldBroker
 import HeraldCore
 import HeraldMessaging
@@ -40,5 +41,39 @@ struct DeliveryTopologyTests {
         #expect(DeliveryTopology.QueueType(setting: "Classic") == .classic)
         #expect(DeliveryTopology.QueueType(setting: "stream") == nil)
         #expect(DeliveryTopology.QueueType(setting: "") == nil)
+    }
+
+    static let requestTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    static func received(headers: [String: AMQPFieldValue]) -> IncomingMessage {
+        IncomingMessage(
+            deliveryTag: DeliveryTag(value: 1, generation: 1), body: [], exchange: DeliveryTopology.exchange, routingKey: "webhook",
+            redelivered: false, messageID: nil, headers: headers)
+    }
+
+    static func job(traceparent: String?) -> DeliveryJob {
+        var job = DeliveryJob(
+            deliveryID: UUID(), notificationID: UUID(), channel: "webhook", attempt: 1, to: [:], message: MessageContent(text: "x"),
+            metadata: .object([:]), acceptedAt: Date())
+        job.traceparent = traceparent
+        return job
+    }
+
+    @Test func theTraceTravelsAsAMessageHeader() {
+        let message = DeliveryTopology.deliveryMessage(
+            channel: "webhook", deliveryID: "d", attempt: 3, payload: [], traceparent: Self.requestTrace)
+        #expect(message.headers == ["x-herald-attempt": .int(3), "traceparent": .string(Self.requestTrace)])
+        #expect(DeliveryTopology.deliveryMessage(channel: "webhook", deliveryID: "d", attempt: 1, payload: []).headers["traceparent"] == nil)
+    }
+
+    @Test func aReceivedMessagesTraceIsItsHeaderElseTheJobs() {
+        let other = "00-11111111111111111111111111111111-2222222222222222-01"
+        let headed = Self.received(headers: ["traceparent": .string(Self.requestTrace)])
+        #expect(DeliveryTopology.trace(of: headed, job: Self.job(traceparent: other))?.traceparent == Self.requestTrace)
+        let bare = Self.received(headers: [:])
+        #expect(DeliveryTopology.trace(of: bare, job: Self.job(traceparent: other))?.traceparent == other)
+        let invalid = Self.received(headers: ["traceparent": .string("garbage")])
+        #expect(DeliveryTopology.trace(of: invalid, job: Self.job(traceparent: other))?.traceparent == other)
+        #expect(DeliveryTopology.trace(of: bare, job: Self.job(traceparent: nil)) == nil)
     }
 }

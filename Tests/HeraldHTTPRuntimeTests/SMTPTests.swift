@@ -76,9 +76,26 @@ struct SMTPTests {
                 }
                 #expect(error?.protocolResponseCode == 550)
                 #expect(error?.requestMayHaveBeenSent == false)
+                // The server's words, not only libcurl's "RCPT failed: 550".
+                #expect(error?.serverReply == "550 5.1.1 no such user")
+                #expect(error?.message.contains("550 5.1.1 no such user") == true, "\(error?.message ?? "")")
                 #expect(server.inbox.messages.isEmpty)
             }
         }
+    }
+
+    @Test func serverRepliesAreParsed() {
+        let replies = SMTPReplies(Array(
+            "220 mx ESMTP\r\n250-mx\r\n250-PIPELINING\r\n250-smtputf8\r\n250 SIZE 100\r\n250 2.1.0 Ok\r\n550-5.1.1 first\r\n550 5.1.1 second\r\n221 2.0.0 Bye\r\n"
+                .utf8))
+        #expect(replies.replies.map(\.code) == [220, 250, 250, 550, 221])
+        #expect(replies.refusalText == "550 5.1.1 first 5.1.1 second")  // not QUIT's 221
+        #expect(replies.extensions == ["PIPELINING", "SMTPUTF8", "SIZE"])
+        // Control characters never reach an error message.
+        #expect(SMTPReplies(Array("554 bad\u{1B}[31m\r\n".utf8)).refusalText == "554 bad[31m")
+        #expect(SMTPReplies(Array("250 ok\r\n".utf8)).refusalText == "")
+        #expect(SMTPReplies(Array("garbage\r\n".utf8)).replies.isEmpty)
+        #expect(SMTPReplies(Array(String(repeating: "5", count: 3000).utf8)).refusalText.count <= SMTPReplies.maxReplyText + 1)
     }
 
     @Test func badCredentialsAreAuthenticationFailed() async throws {
@@ -95,7 +112,8 @@ struct SMTPTests {
     @Test func requiredSTARTTLSFailsWithoutIt() async throws {
         try await self.withSMTPServer { server in
             try await withRuntime { runtime in
-                _ = await expectTransferError(.tlsFailed) {
+                // Its own code: a configuration error (classified permanent), not a failed handshake.
+                _ = await expectTransferError(.tlsUnavailable) {
                     _ = try await runtime.sendMail(self.mail(server, startTLS: .required))
                 }
                 #expect(server.inbox.messages.isEmpty)

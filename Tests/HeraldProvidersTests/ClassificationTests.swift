@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
 import Testing
 
@@ -107,6 +108,11 @@ struct ClassificationTests {
         (TransferError(code: .connectFailed, message: "refused"), .transientFailure),
         (TransferError(code: .dnsFailed, message: "nxdomain"), .transientFailure),
         (TransferError(code: .tlsFailed, message: "handshake"), .transientFailure),
+        // TLS configuration errors: another attempt would only fail the same way.
+        (TransferError(code: .tlsVerificationFailed, message: "self-signed certificate"), .permanentFailure),
+        (TransferError(code: .tlsUnavailable, message: "STARTTLS not supported"), .permanentFailure),
+        (TransferError(code: .tlsConfigurationInvalid, message: "error setting certificate file"), .permanentFailure),
+        (TransferError(code: .smtputf8Unavailable, message: "no SMTPUTF8"), .permanentFailure),
     ])
     func transport(error: TransferError, outcome: AttemptOutcome) {
         let result = ResponseClassifier.classify(error)

@@ -1,4 +1,6 @@
 import Foundation
+import HeraldProviderModel
+import HeraldCore
 import HeraldProviders
 import Testing
 

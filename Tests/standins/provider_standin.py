@@ -23,6 +23,8 @@ http://127.0.0.1:<port>/<prefix>):
     /whatsapp/v23.0/{phone-number-id}/messages            WhatsApp Cloud  (OpenAPI)
     /kannel/cgi-bin/sendsms?…                             Kannel          (required query parameters)
     /webhook/…                                            Standard Webhooks receiver (signature)
+    /webpush/push/{id}                                    Web Push service (RFC 8030 headers; VAPID verified with
+                                                          py_vapid, the aes128gcm payload decrypted with http_ece)
 
 Each request is validated (OpenAPI requests with openapi-core against the provider's spec, the request
 host taken from the spec's servers[0]; the rest by the checks below) and answered with the provider's
@@ -33,7 +35,9 @@ documented success body (with a message id), or 400 with the violations. Control
     POST /_script     {"provider": "twilio", "statuses": [503]} - the next requests to it get these statuses
     POST /_expect     what signatures are checked against: {"webhook_secret": "whsec_…",
                       "apns": {"public_key_pem", "key_id", "team_id", "topic"},
-                      "google": {"public_key_pem", "client_email"}}
+                      "google": {"public_key_pem", "client_email"}, "webpush": {"vapid_public_key"}}
+    POST /_webpush_subscribe   a new subscription, as a browser's PushSubscription.toJSON() gives it:
+                      {endpoint, keys: {p256dh, auth}}; the stand-in keeps the private key to decrypt
 """
 import argparse
 import base64
@@ -61,6 +65,15 @@ try:
 except ImportError:
     standardwebhooks = None
 
+try:  # Web Push: the independent implementations the payload and the VAPID token are checked with
+    import http_ece
+    import py_vapid
+    import py_vapid.jwt
+    from cryptography.hazmat.primitives.asymmetric import ec as crypto_ec
+    from cryptography.hazmat.primitives.serialization import Encoding as CryptoEncoding, PublicFormat as CryptoPublicFormat
+except ImportError:  # pragma: no cover
+    http_ece = None
+
 SPEC_FILES = {
     "twilio": "twilio-api-v2010-create-message.openapi.json",
     "sendgrid": "sendgrid-mail-send.openapi.json",
@@ -73,7 +86,7 @@ SPEC_FILES = {
     "matrix": "matrix-cs-room-send.openapi.json",
     "whatsapp": "whatsapp-cloud-api-send-message.openapi.json",
 }
-CUSTOM = {"fcm-token", "apns", "slack-hooks", "teams", "kannel", "webhook"}
+CUSTOM = {"fcm-token", "apns", "slack-hooks", "teams", "kannel", "webhook", "webpush"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,6 +278,7 @@ class State:
         self.scripts = {}
         self.expect = {}
         self.google_tokens = set()
+        self.push_subscriptions = {}  # id -> (private key, auth secret)
         self.counter = 0
 
     def next_number(self):
@@ -731,11 +745,107 @@ def check_webhook(req, problems):
     return 204, None, b"", {}
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def new_push_subscription(base_url):
+    key = crypto_ec.generate_private_key(crypto_ec.SECP256R1())
+    auth = os.urandom(16)
+    sub_id = uuid.uuid4().hex
+    STATE.push_subscriptions[sub_id] = (key, auth)
+    public = key.public_key().public_bytes(CryptoEncoding.X962, CryptoPublicFormat.UncompressedPoint)
+    return {"endpoint": "%s/webpush/push/%s" % (base_url, sub_id), "expirationTime": None,
+            "keys": {"p256dh": b64url(public), "auth": b64url(auth)}}
+
+
+URGENCIES = {"very-low", "low", "normal", "high"}
+
+
+def check_webpush(req, problems):
+    """A push service (RFC 8030 §5) that is also the subscribing browser: checks the headers, verifies
+    the VAPID token (RFC 8292) with py_vapid, and decrypts the aes128gcm payload (RFC 8291) with
+    http_ece, both written independently of Herald."""
+    if http_ece is None:
+        problems.append("http_ece and py_vapid are not installed in the stand-in's Python")
+        return 201, None, b"", {}
+    parts = req["path"].split("/")
+    if req["method"] != "POST" or len(parts) != 3 or parts[1] != "push":
+        problems.append("push messages are POST /push/{subscription}, not %s %s" % (req["method"], req["path"]))
+        return 404, None, b"", {}
+    with STATE.lock:
+        subscription = STATE.push_subscriptions.get(parts[2])
+    if subscription is None:
+        return 404, "application/json", jbody({"error": "no such subscription"}), {}
+    headers = req["headers"]
+    ttl = headers.get("ttl")
+    if ttl is None or not ttl.isdigit():
+        problems.append("TTL header missing or not a number of seconds: %r" % ttl)
+    if headers.get("content-encoding") != "aes128gcm":
+        problems.append("Content-Encoding is %r, not aes128gcm" % headers.get("content-encoding"))
+    if "urgency" in headers and headers["urgency"] not in URGENCIES:
+        problems.append("Urgency %r is not one of %s" % (headers["urgency"], sorted(URGENCIES)))
+    if "topic" in headers and not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", headers["topic"]):
+        problems.append("Topic %r is not 1-32 base64url characters" % headers["topic"])
+    # VAPID: `vapid t=<jwt>,k=<public key>`, checked by py_vapid; then the claims RFC 8292 §2 requires.
+    authorization = headers.get("authorization", "")
+    match = re.fullmatch(r"vapid t=([A-Za-z0-9_\-.]+), ?k=([A-Za-z0-9_-]+)", authorization)
+    if not match:
+        problems.append("Authorization is not 'vapid t=…, k=…': %r" % authorization[:40])
+    else:
+        token, key = match.group(1), match.group(2)
+        try:
+            if not py_vapid.Vapid02.verify(authorization):
+                problems.append("py_vapid: the VAPID signature does not verify with k")
+            claims = py_vapid.jwt.decode(token, key)
+        except Exception as e:
+            problems.append("py_vapid: the VAPID token does not verify: %s: %s" % (type(e).__name__, e))
+            claims = {}
+        parsed = split_jwt(token, problems, "VAPID token")
+        header = parsed[0] if parsed else None
+        if header is not None and header.get("alg") != "ES256":
+            problems.append("VAPID token alg is %r, not ES256" % header.get("alg"))
+        expected_aud = "http://" + headers.get("host", "")
+        if claims and claims.get("aud") != expected_aud:
+            problems.append("aud %r is not the push service origin %r" % (claims.get("aud"), expected_aud))
+        exp = claims.get("exp") if claims else None
+        now = time.time()
+        if claims and not (isinstance(exp, int) and now < exp <= now + 86400):
+            problems.append("exp %r is not in the next 24 hours" % exp)
+        if claims and not py_vapid._check_sub(claims.get("sub", "")):
+            problems.append("sub %r is not a mailto: or https: URI" % claims.get("sub"))
+        expected_key = STATE.expect.get("webpush", {}).get("vapid_public_key")
+        if expected_key and key != expected_key:
+            problems.append("k is not the VAPID public key expected")
+    # The payload: at most 4096 bytes, one record, decrypted by http_ece with the subscription's keys.
+    body = req["raw"]
+    if len(body) > 4096:
+        problems.append("the body is %d bytes; push services need not take more than 4096" % len(body))
+    if len(body) < 21 + 65 + 17:
+        problems.append("the body is too short for an aes128gcm header and one record")
+        return 201, None, b"", {}
+    rs = int.from_bytes(body[16:20], "big")
+    idlen = body[20]
+    if idlen != 65:
+        problems.append("keyid is %d bytes, not a 65-byte P-256 public key" % idlen)
+    if len(body) - 21 - idlen > rs:
+        problems.append("more than one record (RFC 8291 §4 wants exactly one)")
+    key, auth = subscription
+    try:
+        plaintext = http_ece.decrypt(body, private_key=key, auth_secret=auth, version="aes128gcm")
+        req["decrypted"] = plaintext.decode("utf-8")
+    except Exception as e:
+        problems.append("http_ece could not decrypt the payload: %s: %s" % (type(e).__name__, getattr(e, "message", e)))
+    message_id = uuid.uuid4().hex
+    return 201, None, b"", {"Location": "http://%s/webpush/message/%s" % (headers.get("host", ""), message_id)}
+
+
 CHECKS = {
     "twilio": check_twilio, "sendgrid": check_sendgrid, "vonage-sms": check_vonage_sms, "mailgun": check_mailgun,
     "fcm": check_fcm, "fcm-token": check_google_token, "apns": check_apns, "telegram": check_telegram,
     "slack": check_slack, "slack-hooks": check_slack_hook, "discord": check_discord, "teams": check_teams,
     "matrix": check_matrix, "whatsapp": check_whatsapp, "kannel": check_kannel, "webhook": check_webhook,
+    "webpush": check_webpush,
 }
 
 # What a provider answers when a failure is scripted (status → body), roughly its documented error shape.
@@ -848,7 +958,7 @@ class Handler(BaseHTTPRequestHandler):
             "provider": prefix, "method": self.command, "path": rest, "query": req["query"], "headers": headers,
             "body": text, "body_base64": None if text is not None else base64.b64encode(raw).decode(),
             "valid": not problems, "violations": problems, "status": status,
-            "response": body.decode("utf-8", "replace"),
+            "response": body.decode("utf-8", "replace"), "decrypted": req.get("decrypted"),
         }
         with STATE.lock:
             STATE.requests.append(record)
@@ -867,6 +977,11 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.scripts.setdefault(document["provider"], []).extend(int(s) for s in document.get("statuses", []))
             elif name == "_expect":
                 STATE.expect.update(document)
+            elif name == "_webpush_subscribe":
+                if http_ece is None:
+                    return self.answer(500, "application/json", jbody({"error": "http_ece is not installed"}))
+                base = "http://%s" % self.headers.get("Host", "127.0.0.1:%d" % self.server.server_address[1])
+                return self.answer(200, "application/json", jbody(new_push_subscription(base)))
             else:
                 return self.answer(404, "application/json", jbody({"error": "unknown control %s" % name}))
         self.answer(200, "application/json", b"{}")

@@ -9,7 +9,12 @@
 #   pkg-config            how SwiftPM finds the two C libraries' flags
 #   hey                   HTTP load generator, for scripts/load
 #   curl iproute2         readiness checks (curl) and port checks (ss)
+#   prometheus prometheus-alertmanager
+#                         promtool and the servers scripts/check-observability runs (alert rules,
+#                         live /metrics, the alert → Herald → notification path)
 #   python3-venv          only when python3 cannot make a venv (scripts/test's provider stand-ins)
+#   postfix openssl       the real SMTP server of the mail tests and its test certificates
+#                         (scripts/lib/postfix.sh; the package's own daemon is never started)
 
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -23,6 +28,10 @@ HERALD_APT_PACKAGES=(
   hey
   curl
   iproute2
+  postfix
+  openssl
+  prometheus
+  prometheus-alertmanager
 )
 
 # deb_installed PKG: true when dpkg has PKG fully installed (not just its config files left).
@@ -44,6 +53,9 @@ herald_install_deps() {
   if ((${#missing[@]} > 0)); then
     [[ "$(id -u)" == 0 ]] || die "missing packages (${missing[*]}) and not root: install them with sudo apt-get install ${missing[*]}"
     say "installing missing packages: ${missing[*]}"
+    # Postfix asks how it is used: a local-only system MTA (Herald runs its own instance).
+    printf '%s\n' "postfix postfix/main_mailer_type select Local only" "postfix postfix/mailname string localhost" \
+      | debconf-set-selections
     apt-get -o DPkg::Lock::Timeout=600 update -qq \
       || die "apt-get update failed"
     # policy-rc.d on these machines keeps packages from starting their daemons: we start our own.

@@ -38,6 +38,10 @@ CURLcode herald_easy_getinfo_string(CURL *easy, CURLINFO info, const char **valu
 
 CURLMcode herald_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 
+/// A share handle that holds a connection cache (CURL_LOCK_DATA_CONNECT) and nothing else.
+/// No lock callbacks: it is used by the loop thread only. NULL when out of memory or unsupported.
+CURLSH *herald_share_create_connection_cache(void);
+
 /// Next CURLMSG_DONE message of `multi`. Returns 1 and fills `easy`/`result`
 /// when one was read, 0 when the queue is empty.
 int herald_multi_next_done(CURLM *multi, CURL **easy, CURLcode *result);
@@ -91,9 +95,25 @@ void herald_transfer_trim(herald_transfer *transfer);
 /// Returns 0 on success, -1 when out of memory.
 int herald_transfer_set_upload(herald_transfer *transfer, const void *data, size_t length);
 
+/// SMTP: collect every server reply line (libcurl hands only the greeting and EHLO answer to the
+/// header callback; the replies to MAIL, RCPT and DATA reach only the debug callback, which this
+/// installs with CURLOPT_VERBOSE, keeping CURLINFO_HEADER_IN and dropping everything else, so
+/// neither the message nor AUTH's credentials are copied). herald_transfer_headers returns them.
+/// Reset by herald_transfer_reset.
+void herald_transfer_collect_server_replies(herald_transfer *transfer);
+
+/// SMTP: refuse to send (CURLE_ABORTED_BY_CALLBACK before MAIL FROM) unless the server's EHLO
+/// answer on this transfer's connection announces SMTPUTF8 (RFC 6531). Use with a fresh
+/// connection, so that the EHLO answer is among the collected response lines. Reset by
+/// herald_transfer_reset.
+void herald_transfer_require_smtputf8(herald_transfer *transfer);
+/// 1 when the transfer was stopped because SMTPUTF8 was required and not announced.
+int herald_transfer_smtputf8_missing(const herald_transfer *transfer);
+
 /// Installs the write/header callbacks and, depending on the flags, the SSRF
-/// guard (CURLOPT_OPENSOCKETFUNCTION + CURLOPT_PREREQFUNCTION) and the upload
-/// read callback on `easy`. Returns the first failing CURLcode or CURLE_OK.
+/// guard (CURLOPT_OPENSOCKETFUNCTION + CURLOPT_PREREQFUNCTION), the SMTPUTF8
+/// check (CURLOPT_PREREQFUNCTION) and the upload read callback on `easy`.
+/// Returns the first failing CURLcode or CURLE_OK.
 CURLcode herald_transfer_install(herald_transfer *transfer, CURL *easy, int use_read_callback);
 
 const unsigned char *herald_transfer_body(const herald_transfer *transfer, size_t *length);

@@ -76,6 +76,11 @@ herald_reply_info herald_exchange_declare(amqp_connection_state_t conn, uint16_t
 herald_reply_info herald_queue_declare(amqp_connection_state_t conn, uint16_t channel,
                                        const char *name, int durable,
                                        const herald_table *arguments);
+/// Passive queue.declare: the queue's ready messages and consumers, without creating it (a
+/// missing queue is a channel close with 404).
+herald_reply_info herald_queue_inspect(amqp_connection_state_t conn, uint16_t channel,
+                                       const char *name, uint32_t *message_count,
+                                       uint32_t *consumer_count);
 herald_reply_info herald_queue_bind(amqp_connection_state_t conn, uint16_t channel,
                                     const char *queue, const char *exchange,
                                     const char *routing_key);

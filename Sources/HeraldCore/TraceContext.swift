@@ -1,0 +1,138 @@
+import Foundation
+
+/// A W3C Trace Context `traceparent` (version 00): `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`.
+/// The gateway continues a valid one it receives (same trace id, a span of its own) or starts a new
+/// trace; the value travels with the delivery's stored job into the worker's log lines and the
+/// provider request, so one request can be followed across processes.
+public struct TraceContext: Sendable, Hashable, CustomStringConvertible {
+    public var traceID: String
+    public var spanID: String
+    public var flags: String
+
+    /// Reads a `traceparent` header; nil when it is not a valid version-00 value (all-zero ids are invalid).
+    public init?(traceparent: String) {
+        let parts = traceparent.trimmingCharacters(in: .whitespaces).split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[0].count == 2, parts[0] != "ff", Self.isHex(parts[0]) else { return nil }
+        // Version 00 has exactly four parts; a later version may add more (read its first four).
+        if parts[0] == "00" && parts.count != 4 { return nil }
+        let trace = String(parts[1]), span = String(parts[2]), flags = String(parts[3])
+        guard trace.count == 32, span.count == 16, flags.count == 2, Self.isHex(Substring(trace)), Self.isHex(Substring(span)),
+            Self.isHex(Substring(flags)), trace != String(repeating: "0", count: 32), span != String(repeating: "0", count: 16)
+        else { return nil }
+        traceID = trace
+        spanID = span
+        self.flags = flags
+    }
+
+    public init(traceID: String, spanID: String, flags: String = "01") {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.flags = flags
+    }
+
+    /// A new trace (sampled).
+    public static func random() -> TraceContext {
+        TraceContext(traceID: randomHex(bytes: 16), spanID: randomHex(bytes: 8))
+    }
+
+    /// The same trace with a new span of this process's, whose parent is `self`.
+    public func child() -> TraceContext {
+        TraceContext(traceID: traceID, spanID: Self.randomHex(bytes: 8), flags: flags)
+    }
+
+    public var traceparent: String { "00-\(traceID)-\(spanID)-\(flags)" }
+    public var description: String { traceparent }
+
+    static func isHex(_ text: Substring) -> Bool {
+        text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+    }
+
+    static func randomHex(bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        var text = ""
+        repeat {
+            text = ""
+            for _ in 0..<bytes {
+                let byte = UInt8.random(in: 0...255, using: &generator)
+                text += String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
+            }
+        } while text.allSatisfy { $0 == "0" }
+        return text
+    }
+}
+
+extension DeliveryJob {
+    /// The `traceparent` of a stored job (its JSON text), read without decoding the job: the relay
+    /// puts it in the message's header for every row it publishes, and a full decode per row would
+    /// cost more than the rest of the publish. Only a top-level member counts — a `traceparent`
+    /// key inside the request's `data` or `metadata` is the client's, not the trace. Nil when there
+    /// is none or it is not a valid `traceparent`.
+    public static func encodedTraceparent(_ payload: String) -> String? {
+        var payload = payload
+        let value = payload.withUTF8 { TopLevelJSONMember.string(named: Array("traceparent".utf8), in: $0) }
+        return value.flatMap(TraceContext.init(traceparent:))?.traceparent
+    }
+}
+
+/// Finds one top-level string member of a JSON object text by scanning it once (no tree is built).
+/// Strings are skipped with their escapes, nesting is counted, so a key of the same name at a
+/// deeper level, or inside a string, is never taken for it. A value with escapes is not returned.
+enum TopLevelJSONMember {
+    static func string(named key: [UInt8], in text: UnsafeBufferPointer<UInt8>) -> String? {
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        let count = text.count
+        var index = 0
+        var depth = 0
+        // The last `{`, `,` or `:` seen at depth 1: a string after `{` or `,` is a key.
+        var lastStructural: UInt8 = 0
+
+        /// Reads the string starting at the quote at `start`; its contents' range and whether it had escapes.
+        func readString(at start: Int) -> (range: Range<Int>, escaped: Bool)? {
+            var end = start + 1
+            var escaped = false
+            while end < count && text[end] != quote {
+                if text[end] == backslash {
+                    escaped = true
+                    end += 1
+                }
+                end += 1
+            }
+            return end < count ? (start + 1..<end, escaped) : nil
+        }
+        func skipSpaces() {
+            while index < count, [0x20, 0x09, 0x0A, 0x0D].contains(text[index]) { index += 1 }
+        }
+
+        while index < count {
+            let byte = text[index]
+            switch byte {
+            case quote:
+                guard let (range, escaped) = readString(at: index) else { return nil }
+                index = range.upperBound + 1
+                guard depth == 1, lastStructural == UInt8(ascii: "{") || lastStructural == UInt8(ascii: ",") else { continue }
+                let isWanted = !escaped && range.count == key.count && zip(text[range], key).allSatisfy { $0 == $1 }
+                skipSpaces()
+                guard index < count, text[index] == UInt8(ascii: ":") else { return nil }
+                index += 1
+                lastStructural = UInt8(ascii: ":")
+                guard isWanted else { continue }
+                skipSpaces()
+                guard index < count, text[index] == quote, let (value, valueEscaped) = readString(at: index), !valueEscaped else {
+                    return nil
+                }
+                return String(decoding: text[value], as: UTF8.self)
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth == 1 { lastStructural = byte }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+            case UInt8(ascii: ","), UInt8(ascii: ":"):
+                if depth == 1 { lastStructural = byte }
+            default:
+                break
+            }
+            index += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import HeraldCore
+import HeraldTemplating
+
+/// One way a channel can deliver, tried in order: read from the channel's YAML and compiled once, at
+/// load (every template with the escaping of the place its value lands), then carried by the
+/// configuration snapshot to the workers, which only render it.
+public struct ProviderSpec: Sendable {
+    public let name: String
+    public let transport: Transport
+    /// The secrets its templates refer to, sorted (the first missing one is reported).
+    public let secretNames: [String]
+
+    public enum Transport: Sendable {
+        case http(HTTPProviderSpec)
+        case smtp(SMTPProviderSpec)
+        case webPush(WebPushProviderSpec)
+    }
+
+    public init(name: String, transport: Transport) {
+        self.name = name
+        self.transport = transport
+        self.secretNames = Self.secretNames(in: transport)
+    }
+
+    /// Every `secrets.NAME` a template or a `{$value: secrets.NAME}` of `transport` uses. Found by
+    /// walking the whole description, so a new field or auth kind needs nothing here.
+    static func secretNames(in transport: Transport) -> [String] {
+        var names = Set<String>()
+        func visit(_ value: Any) {
+            if let template = value as? CompiledTemplate {
+                names.formUnion(template.secretNames)
+                return
+            }
+            if case .contextValue(let path)? = value as? HTTPProviderSpec.BodyValue {
+                let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+                if parts.count >= 2, parts[0] == "secrets" { names.insert(String(parts[1])) }
+                return
+            }
+            if value is JSONValue { return }
+            for child in Mirror(reflecting: value).children { visit(child.value) }
+        }
+        visit(transport)
+        return names.sorted()
+    }
+}
+
+/// An HTTP provider: a request described with templates, and how to read the answer.
+public struct HTTPProviderSpec: Sendable {
+    public var method: String
+    /// Compiled with `Escaping.url(for:)`: a URL that is exactly one value is taken whole.
+    public var url: CompiledTemplate
+    public var headers: [Field]
+    public var body: Body?
+    public var auth: Auth?
+    public var response: ResponseRules
+    /// PEM file of the CAs trusted for this provider's `https://` URL (a private CA); nil: the default.
+    public var caFile: String?
+
+    public init(
+        method: String, url: CompiledTemplate, headers: [Field], body: Body?, auth: Auth?, response: ResponseRules,
+        caFile: String? = nil
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.auth = auth
+        self.response = response
+        self.caFile = caFile
+    }
+
+    /// The URL is exactly one value (`{{to.webhook_url}}`): taken whole, not percent-encoded.
+    public var urlIsSingleValue: Bool { url.source.isSingleValue }
+
+    public enum Body: Sendable {
+        /// A JSON structure whose string leaves are templates; serialised by Herald.
+        case json(BodyValue)
+        /// Form fields, each value a template; form-urlencoded by Herald.
+        case form([Field])
+        /// A text template escaped for `contentType` (`Escaping(contentType:)`).
+        case text(CompiledTemplate, contentType: String)
+    }
+
+    /// A header or form field: a name and a template.
+    public struct Field: Sendable {
+        public var name: String
+        public var value: CompiledTemplate
+        public init(name: String, value: CompiledTemplate) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    /// A node of a JSON body.
+    public indirect enum BodyValue: Sendable {
+        case template(CompiledTemplate)
+        /// A JSON value copied from the template context (`{$value: data.items}`).
+        case contextValue(path: String)
+        case literal(JSONValue)
+        case array([BodyValue])
+        /// Members in the order written.
+        case object([BodyMember])
+    }
+
+    public struct BodyMember: Sendable {
+        public var key: String
+        public var value: BodyValue
+        public init(key: String, value: BodyValue) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    /// How a request is authenticated. A new kind is a case here, an entry in the parser's table
+    /// (`ProviderParser.authKinds`) and a branch of the signer (`ProviderClient.authHeaders`).
+    public enum Auth: Sendable {
+        case basic(username: CompiledTemplate, password: CompiledTemplate)
+        case bearer(token: CompiledTemplate)
+        case hmac(HMACAuth)
+        case standardWebhooks(secret: CompiledTemplate)
+        case googleServiceAccount(credentials: CompiledTemplate, scope: String)
+        case apnsJWT(keyID: CompiledTemplate, teamID: CompiledTemplate, privateKey: CompiledTemplate)
+    }
+
+    public struct HMACAuth: Sendable {
+        public enum Algorithm: String, Sendable, Hashable { case sha1, sha256, sha512 }
+        public enum Encoding: String, Sendable, Hashable { case hex, base64 }
+        public var header: String
+        public var secret: CompiledTemplate
+        public var algorithm: Algorithm
+        public var encoding: Encoding
+        public var prefix: String
+        /// What is signed; nil = the body bytes.
+        public var signed: CompiledTemplate?
+
+        public init(
+            header: String, secret: CompiledTemplate, algorithm: Algorithm, encoding: Encoding, prefix: String,
+            signed: CompiledTemplate?
+        ) {
+            self.header = header
+            self.secret = secret
+            self.algorithm = algorithm
+            self.encoding = encoding
+            self.prefix = prefix
+            self.signed = signed
+        }
+    }
+
+    public struct ResponseRules: Sendable, Hashable {
+        public var success: StatusSet
+        public var transient: StatusSet
+        /// A JSON field that must hold for a success status to count as success.
+        public var successWhen: (path: String, equals: JSONValue)?
+        /// Dotted path of the provider's message id in a JSON answer.
+        public var messageIDPath: String?
+
+        public init(
+            success: StatusSet = .defaultSuccess, transient: StatusSet = .defaultTransient,
+            successWhen: (path: String, equals: JSONValue)? = nil, messageIDPath: String? = nil
+        ) {
+            self.success = success
+            self.transient = transient
+            self.successWhen = successWhen
+            self.messageIDPath = messageIDPath
+        }
+
+        public static func == (lhs: Self, rhs: Self) -> Bool {
+            lhs.success == rhs.success && lhs.transient == rhs.transient && lhs.successWhen?.path == rhs.successWhen?.path
+                && lhs.successWhen?.equals == rhs.successWhen?.equals && lhs.messageIDPath == rhs.messageIDPath
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(success)
+            hasher.combine(transient)
+            hasher.combine(successWhen?.path)
+            hasher.combine(successWhen?.equals)
+            hasher.combine(messageIDPath)
+        }
+    }
+}
+
+/// A set of HTTP statuses written as single codes and ranges (`[200-299, 304]`).
+public struct StatusSet: Sendable, Hashable {
+    public var ranges: [ClosedRange<Int>]
+    public init(_ ranges: [ClosedRange<Int>]) { self.ranges = ranges }
+    public func contains(_ status: Int) -> Bool { ranges.contains { $0.contains(status) } }
+
+    public static let defaultSuccess = StatusSet([200...299])
+    public static let defaultTransient = StatusSet([408...408, 425...425, 429...429, 500...599])
+}
+
+/// An SMTP provider.
+public struct SMTPProviderSpec: Sendable {
+    public enum StartTLS: String, Sendable, Hashable { case required, opportunistic, none }
+    public var url: CompiledTemplate
+    public var startTLS: StartTLS
+    public var username: CompiledTemplate?
+    public var password: CompiledTemplate?
+    public var from: CompiledTemplate
+    /// PEM file of the CAs trusted for STARTTLS / `smtps://` (a private CA); nil: the default.
+    public var caFile: String?
+
+    public init(
+        url: CompiledTemplate, startTLS: StartTLS, username: CompiledTemplate?, password: CompiledTemplate?, from: CompiledTemplate,
+        caFile: String? = nil
+    ) {
+        self.url = url
+        self.startTLS = startTLS
+        self.username = username
+        self.password = password
+        self.from = from
+        self.caFile = caFile
+    }
+}
