@@ -13,6 +13,11 @@ let package = Package(
     products: [
         .executable(name: "herald", targets: ["HeraldCLI"]),
         .executable(name: "herald-bench", targets: ["HeraldBench"]),
+        // For the micro-benchmarks (Benchmarks/, its own package depending on this one by path), so
+        // that normal builds never compile the benchmark library.
+        .library(
+            name: "HeraldHotPaths",
+            targets: ["HeraldCore", "HeraldConfig", "HeraldEngine", "HeraldProviders", "HeraldTemplating", "HeraldHTTPRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
@@ -84,12 +89,19 @@ let package = Package(
             dependencies: ["HeraldCore"],
             swiftSettings: strictSettings
         ),
+        // What a provider is: its description, every template in it compiled (parsed by HeraldConfig, run by HeraldProviders).
+        .target(
+            name: "HeraldProviderModel",
+            dependencies: ["HeraldCore", "HeraldTemplating"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "HeraldConfig",
             dependencies: [
                 "HeraldCore",
                 "HeraldFilter",
                 "HeraldTemplating",
+                "HeraldProviderModel",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,6 +116,7 @@ let package = Package(
             dependencies: [
                 "HeraldCore",
                 "HeraldTemplating",
+                "HeraldProviderModel",
                 "HeraldHTTPRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -115,7 +128,7 @@ let package = Package(
         .target(
             name: "HeraldReceipts",
             dependencies: [
-                "HeraldCore", "HeraldTemplating", "HeraldProviders",
+                "HeraldCore", "HeraldTemplating", "HeraldProviderModel", "HeraldProviders",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
@@ -140,6 +153,7 @@ let package = Package(
             name: "HeraldGateway",
             dependencies: [
                 "HeraldCore",
+                "HeraldProviderModel",
                 "HeraldStore",
                 "HeraldBroker",
                 "HeraldMessaging",
@@ -170,6 +184,7 @@ let package = Package(
                 "HeraldMessaging",
                 "HeraldHTTPRuntime",
                 "HeraldConfig",
+                "HeraldProviderModel",
                 "HeraldProviders",
                 "HeraldEngine",
                 "HeraldFilter",
@@ -247,13 +262,14 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldConfigTests",
-            dependencies: ["HeraldConfig", "HeraldCore", "HeraldTemplating", "HeraldFilter"],
+            dependencies: ["HeraldConfig", "HeraldCore", "HeraldTemplating", "HeraldFilter", "HeraldProviderModel"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "HeraldProvidersTests",
             dependencies: [
                 "HeraldProviders",
+                "HeraldProviderModel",
                 "HeraldCore",
                 "HeraldTemplating",
                 "HeraldHTTPRuntime",
@@ -265,7 +281,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldReceiptsTests",
-            dependencies: ["HeraldReceipts", "HeraldProviders", "HeraldCore"],
+            dependencies: ["HeraldReceipts", "HeraldProviders", "HeraldProviderModel", "HeraldCore", "HeraldTemplating"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -323,6 +339,7 @@ let package = Package(
                 "HeraldHTTPRuntime",
                 "HeraldFilter",
                 "HeraldConfig",
+                "HeraldProviderModel",
                 "HeraldProviders",
                 "HeraldGateway",
                 "HeraldWorker",

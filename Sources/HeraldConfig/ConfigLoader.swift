@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HeraldCore
 import HeraldFilter
+import HeraldProviderModel
 import HeraldTemplating
 import Yams
 
@@ -29,11 +30,12 @@ public struct ConfigLoader: Sendable {
         let policies = policiesDocument.map { parsePolicies($0) } ?? ["standard": .standard]
 
         var channels: [ChannelDefinition] = []
+        var providers: [String: [ProviderSpec]] = [:]
         var channelLocations: [String: String] = [:]
         for file in yamlFiles(in: Self.channelsFolder, diagnostics: diagnostics) {
             let errorsBefore = diagnostics.errors.count
             guard let document = readDocument(file, optional: false, diagnostics: diagnostics, hasher: &hasher),
-                let (channel, nameValue) = parseChannel(document, policies: policies, hasher: &hasher)
+                let (channel, channelProviders, nameValue) = parseChannel(document, policies: policies, hasher: &hasher)
             else {
                 // Never drop a file silently: if no error says why, say that it was not understood.
                 if diagnostics.errors.count == errorsBefore {
@@ -47,6 +49,7 @@ public struct ConfigLoader: Sendable {
             }
             channelLocations[channel.name] = nameValue.location
             channels.append(channel)
+            providers[channel.name] = channelProviders
         }
         let registry = ChannelRegistry(channels)
 
@@ -70,7 +73,7 @@ public struct ConfigLoader: Sendable {
         guard diagnostics.errors.isEmpty else { return .failure(ConfigErrors(errors: diagnostics.errors)) }
         let version = hasher.finalize().map { String(format: "%02x", $0) }.joined().prefix(12)
         return .success(ConfigSnapshot(
-            version: String(version), registry: registry, templates: templates, rules: rules, policies: policies))
+            version: String(version), registry: registry, providers: providers, templates: templates, rules: rules, policies: policies))
     }
 
     // MARK: Files
@@ -167,7 +170,7 @@ public struct ConfigLoader: Sendable {
 
     private func parseChannel(
         _ document: YAMLValue, policies: [String: RetryPolicy], hasher: inout SHA256
-    ) -> (ChannelDefinition, YAMLValue)? {
+    ) -> (ChannelDefinition, [ProviderSpec], YAMLValue)? {
         guard let channel = document.mapping("a channel", allowed: [
             "name", "category", "recipient", "recipient_format", "concurrency", "rate_limit", "rate_burst", "retry", "timeout",
             "providers", "max_in_flight_per_host", "settings",
@@ -264,9 +267,9 @@ public struct ConfigLoader: Sendable {
         return (
             ChannelDefinition(
                 name: name, category: category, recipient: RecipientField(name: recipient, format: format),
-                concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry, providers: providers,
+                concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry,
                 maxInFlightPerHost: perHost.map { .some($0) } ?? .none),
-            nameValue
+            providers, nameValue
         )
     }
 
@@ -346,7 +349,7 @@ public struct ConfigLoader: Sendable {
         func compile(_ key: String, _ escaping: Escaping) -> CompiledTemplate? {
             if let value = parts[key], let text = value.template(key) {
                 // An image URL that is exactly one value is taken whole; parts of a URL are percent-encoded.
-                let escaping = escaping == .url && ProviderParser.isSingleValue(text.source) ? .text : escaping
+                let escaping = escaping == .url ? Escaping.url(for: text) : escaping
                 return compileReporting(text, escaping: escaping, value: value)
             }
             let fileKey = key + "_file"

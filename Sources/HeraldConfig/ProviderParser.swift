@@ -1,9 +1,11 @@
 import Foundation
 import HeraldCore
+import HeraldProviderModel
 import HeraldTemplating
 import Yams
 
-/// Reads one `providers:` entry, compiling every template in it so errors surface at load time.
+/// Reads one `providers:` entry into its compiled form: every template compiled here, once, with the
+/// escaping of where its value lands, so errors surface at load time with their file:line:column.
 enum ProviderParser {
     static func parse(_ item: YAMLValue) -> ProviderSpec? {
         guard case .mapping = item.node else {
@@ -40,28 +42,25 @@ enum ProviderParser {
                 method = nil
             }
         }
-        let url = provider.required("url").flatMap { value in
-            value.template("url").flatMap { text -> TemplateText? in
-                // A URL that is exactly one value (`{{to.webhook_url}}`) is taken whole; otherwise values are percent-encoded.
-                let escaping: Escaping = isSingleValue(text.source) ? .text : .url
-                guard compileReporting(text, escaping: escaping, value: value) != nil else { return nil }
-                let lowered = text.source.lowercased()
-                if !isSingleValue(text.source) && !lowered.hasPrefix("https://") && !lowered.hasPrefix("http://") {
-                    value.error("url must start with https:// or http://, or be exactly one value such as '{{to.webhook_url}}'")
-                    return nil
-                }
-                return text
+        let url = provider.required("url").flatMap { value -> CompiledTemplate? in
+            guard let text = value.template("url"), let compiled = compileReporting(text, escaping: .url(for: text), value: value)
+            else { return nil }
+            let lowered = text.source.lowercased()
+            if !text.isSingleValue && !lowered.hasPrefix("https://") && !lowered.hasPrefix("http://") {
+                value.error("url must start with https:// or http://, or be exactly one value such as '{{to.webhook_url}}'")
+                return nil
             }
+            return compiled
         }
-        var headers: [(name: String, value: TemplateText)] = []
+        var headers: [HTTPProviderSpec.Field] = []
         if let map = provider["headers"]?.mapping("headers", allowed: []) {
             for (headerName, keyNode, value) in map.entries {
                 if headerName.isEmpty || headerName.contains(where: { !$0.isASCII || $0 == ":" || $0.isWhitespace }) {
                     map.node.child(keyNode).error("'\(headerName)' is not a valid header name")
                     continue
                 }
-                if let text = value.template("header \(headerName)"), compileReporting(text, escaping: .header, value: value) != nil {
-                    headers.append((headerName, text))
+                if let text = value.template("header \(headerName)"), let compiled = compileReporting(text, escaping: .header, value: value) {
+                    headers.append(.init(name: headerName, value: compiled))
                 }
             }
         }
@@ -174,60 +173,37 @@ enum ProviderParser {
             deliveryIDField: deliveryID, detailField: detail, statuses: statuses)
     }
 
-    static func isSingleValue(_ source: String) -> Bool {
-        let trimmed = source.trimmingCharacters(in: .whitespaces)
-        guard trimmed.hasPrefix("{{"), trimmed.hasSuffix("}}") else { return false }
-        let inner = trimmed.dropFirst(2).dropLast(2)
-        return !inner.contains("{") && !inner.contains("}") && !inner.isEmpty
-    }
-
-    static func template(_ mapping: YAMLMapping, _ key: String, escaping: Escaping = .text, required: Bool = true) -> TemplateText?? {
+    /// The template at `key`, compiled. nil: invalid or missing when required (error recorded); .some(nil): not given.
+    static func template(_ mapping: YAMLMapping, _ key: String, escaping: Escaping = .text, required: Bool = true) -> CompiledTemplate?? {
         guard let value = required ? mapping.required(key) : mapping[key] else { return required ? .none : .some(nil) }
-        guard let text = value.template(key), compileReporting(text, escaping: escaping, value: value) != nil else { return .none }
-        return .some(text)
+        guard let text = value.template(key), let compiled = compileReporting(text, escaping: escaping, value: value) else { return .none }
+        return .some(compiled)
     }
 
-    static func parseAuth(_ value: YAMLValue) -> HTTPProviderSpec.Auth? {
-        let typeValue = value.mapping("auth", allowed: [])?["type"]
-        let allowed: [String: [String]] = [
-            "basic": ["type", "username", "password"],
-            "bearer": ["type", "token"],
-            "hmac": ["type", "header", "secret", "algorithm", "encoding", "prefix", "signed"],
-            "standard_webhooks": ["type", "secret"],
-            "google_service_account": ["type", "credentials", "scope"],
-            "apns_jwt": ["type", "key_id", "team_id", "private_key"],
-        ]
-        guard let type = typeValue?.string("type") else {
-            if typeValue == nil, case .mapping = value.node {
-                value.error("missing required key 'type' in auth; one of: \(allowed.keys.sorted().joined(separator: ", "))")
-            }
-            return nil
-        }
-        guard let keys = allowed[type] else {
-            typeValue?.error("unknown auth type '\(type)'; one of: \(allowed.keys.sorted().joined(separator: ", "))")
-            return nil
-        }
-        guard let auth = value.mapping("auth (\(type))", allowed: keys) else { return nil }
-        switch type {
-        case "basic":
+    /// One entry per auth kind: the keys it takes and how it is read.
+    static let authKinds: [String: (keys: [String], parse: @Sendable (YAMLMapping) -> HTTPProviderSpec.Auth?)] = [
+        "basic": (["username", "password"], { auth in
             guard let username = template(auth, "username") ?? nil, let password = template(auth, "password") ?? nil else { return nil }
             return .basic(username: username, password: password)
-        case "bearer":
-            guard let token = template(auth, "token") ?? nil else { return nil }
-            return .bearer(token: token)
-        case "standard_webhooks":
-            guard let secret = template(auth, "secret") ?? nil else { return nil }
-            return .standardWebhooks(secret: secret)
-        case "google_service_account":
+        }),
+        "bearer": (["token"], { auth in
+            (template(auth, "token") ?? nil).map { .bearer(token: $0) }
+        }),
+        "standard_webhooks": (["secret"], { auth in
+            (template(auth, "secret") ?? nil).map { .standardWebhooks(secret: $0) }
+        }),
+        "google_service_account": (["credentials", "scope"], { auth in
             guard let credentials = template(auth, "credentials") ?? nil else { return nil }
             let scope = auth["scope"]?.string("scope") ?? "https://www.googleapis.com/auth/firebase.messaging"
             return .googleServiceAccount(credentials: credentials, scope: scope)
-        case "apns_jwt":
+        }),
+        "apns_jwt": (["key_id", "team_id", "private_key"], { auth in
             guard let keyID = template(auth, "key_id") ?? nil, let teamID = template(auth, "team_id") ?? nil,
                 let privateKey = template(auth, "private_key") ?? nil
             else { return nil }
             return .apnsJWT(keyID: keyID, teamID: teamID, privateKey: privateKey)
-        default:  // hmac
+        }),
+        "hmac": (["header", "secret", "algorithm", "encoding", "prefix", "signed"], { auth in
             let header = auth.required("header")?.string("header")
             let secret = template(auth, "secret") ?? nil
             var algorithm: HTTPProviderSpec.HMACAuth.Algorithm? = .sha256
@@ -244,7 +220,23 @@ enum ProviderParser {
             let signed = template(auth, "signed", required: false)
             guard let header, let secret, let algorithm, let encoding, let signed else { return nil }
             return .hmac(.init(header: header, secret: secret, algorithm: algorithm, encoding: encoding, prefix: prefix, signed: signed))
+        }),
+    ]
+
+    static func parseAuth(_ value: YAMLValue) -> HTTPProviderSpec.Auth? {
+        let typeValue = value.mapping("auth", allowed: [])?["type"]
+        let known = authKinds.keys.sorted().joined(separator: ", ")
+        guard let type = typeValue?.string("type") else {
+            if typeValue == nil, case .mapping = value.node {
+                value.error("missing required key 'type' in auth; one of: \(known)")
+            }
+            return nil
         }
+        guard let kind = authKinds[type] else {
+            typeValue?.error("unknown auth type '\(type)'; one of: \(known)")
+            return nil
+        }
+        return value.mapping("auth (\(type))", allowed: ["type"] + kind.keys).flatMap(kind.parse)
     }
 
     static func parseBody(_ value: YAMLValue) -> HTTPProviderSpec.Body? {
@@ -263,26 +255,24 @@ enum ProviderParser {
             return bodyValue(content).map { .json($0) }
         case "form":
             guard let fields = content.mapping("body.form", allowed: []) else { return nil }
-            var parsed: [HTTPProviderSpec.FormField] = []
+            var parsed: [HTTPProviderSpec.Field] = []
             var valid = true
             for (name, _, fieldValue) in fields.entries {
                 guard let text = fieldValue.template("form field \(name)"),
-                    compileReporting(text, escaping: .text, value: fieldValue) != nil
+                    let compiled = compileReporting(text, escaping: .text, value: fieldValue)
                 else {
                     valid = false
                     continue
                 }
-                parsed.append(.init(name: name, value: text))
+                parsed.append(.init(name: name, value: compiled))
             }
             return valid ? .form(parsed) : nil
         default:
             guard let contentType = body.required("content_type")?.string("content_type"),
                 let text = content.template("body.text")
             else { return nil }
-            let escaping: Escaping =
-                contentType.hasPrefix("application/json") ? .jsonString : contentType.hasPrefix("text/html") ? .html : .text
-            guard compileReporting(text, escaping: escaping, value: content) != nil else { return nil }
-            return .text(text, contentType: contentType)
+            guard let compiled = compileReporting(text, escaping: Escaping(contentType: contentType), value: content) else { return nil }
+            return .text(compiled, contentType: contentType)
         }
     }
 
@@ -291,9 +281,9 @@ enum ProviderParser {
         switch value.node {
         case .scalar:
             if value.node.tag.rawValue == Tag.Name.str.rawValue {
-                guard let text = value.template("a body value"), compileReporting(text, escaping: .text, value: value) != nil
-                else { return nil }
-                return text.source.contains("{{") ? .template(text) : .literal(.string(text.source))
+                guard let text = value.template("a body value") else { return nil }
+                guard text.source.contains("{{") else { return .literal(.string(text.source)) }
+                return compileReporting(text, escaping: .text, value: value).map { .template($0) }
             }
             return .literal(value.json())
         case .sequence(let sequence):
@@ -379,14 +369,14 @@ enum ProviderParser {
             "name", "kind", "url", "starttls", "username", "password", "from", "ca_file",
         ]) else { return nil }
         let name = provider.required("name")?.string("name")
-        let url = provider.required("url").flatMap { value -> TemplateText? in
-            guard let text = value.template("url"), compileReporting(text, escaping: .text, value: value) != nil else { return nil }
+        let url = provider.required("url").flatMap { value -> CompiledTemplate? in
+            guard let text = value.template("url"), let compiled = compileReporting(text, escaping: .text, value: value) else { return nil }
             let lowered = text.source.lowercased()
             guard lowered.hasPrefix("smtp://") || lowered.hasPrefix("smtps://") else {
                 value.error("an smtp url must start with smtp:// or smtps://")
                 return nil
             }
-            return text
+            return compiled
         }
         var startTLS: SMTPProviderSpec.StartTLS? = .required
         if let value = provider["starttls"], let text = value.string("starttls") {

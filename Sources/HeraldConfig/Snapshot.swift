@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldFilter
+import HeraldProviderModel
 import HeraldTemplating
 
 /// One consistent, validated configuration: what a process serves with until the next good reload.
@@ -8,20 +9,26 @@ public struct ConfigSnapshot: Sendable {
     /// A hash of every file read: notifications record it.
     public var version: String
     public var registry: ChannelRegistry
+    /// Each channel's providers, in the order tried, compiled once when the configuration was loaded.
+    public var providers: [String: [ProviderSpec]]
     public var templates: [String: MessageTemplate]
     public var rules: [RoutingRule]
     public var policies: [String: RetryPolicy]
 
     public init(
-        version: String, registry: ChannelRegistry, templates: [String: MessageTemplate] = [:],
-        rules: [RoutingRule] = [], policies: [String: RetryPolicy] = ["standard": .standard]
+        version: String, registry: ChannelRegistry, providers: [String: [ProviderSpec]] = [:],
+        templates: [String: MessageTemplate] = [:], rules: [RoutingRule] = [], policies: [String: RetryPolicy] = ["standard": .standard]
     ) {
         self.version = version
         self.registry = registry
+        self.providers = providers
         self.templates = templates
         self.rules = rules
         self.policies = policies
     }
+
+    /// The providers of `channel`, in the order tried; empty means the built-in webhook sender.
+    public func providers(for channel: String) -> [ProviderSpec] { providers[channel] ?? [] }
 
     /// The configuration used when no directory is given: the built-in webhook channel.
     public static let builtin = ConfigSnapshot(version: "builtin", registry: ChannelRegistry([.webhook()]))

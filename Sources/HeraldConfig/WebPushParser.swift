@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldProviderModel
 import HeraldTemplating
 
 extension ProviderParser {

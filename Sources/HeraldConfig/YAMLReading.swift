@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldTemplating
 import Yams
 
 /// One configuration error, located in its file.

@@ -133,7 +133,8 @@ public struct RecipientField: Sendable, Hashable {
     }
 }
 
-/// One channel as the gateway and its worker see it.
+/// One channel as the gateway and its worker see it. Its providers, compiled, are in the
+/// configuration snapshot (`ConfigSnapshot.providers(for:)`).
 public struct ChannelDefinition: Sendable, Hashable {
     public var name: String
     /// Which part of a template this channel renders.
@@ -146,8 +147,6 @@ public struct ChannelDefinition: Sendable, Hashable {
     /// Total time one attempt may take.
     public var timeout: Duration
     public var retry: RetryPolicy
-    /// Tried in order; empty means the built-in webhook sender.
-    public var providers: [ProviderSpec]
     /// Attempts a worker replica runs at once towards one destination host (`host:port` of a URL
     /// recipient), so that one slow or hanging host can't take every slot; nil: no bound. Default
     /// for URL recipients: a quarter of `concurrency` (at least 1); for other channels none, since
@@ -156,7 +155,7 @@ public struct ChannelDefinition: Sendable, Hashable {
 
     public init(
         name: String, category: ChannelCategory = .webhook, recipient: RecipientField, concurrency: Int,
-        rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy, providers: [ProviderSpec] = [],
+        rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy,
         maxInFlightPerHost: Int?? = .none
     ) {
         self.maxInFlightPerHost = maxInFlightPerHost ?? Self.defaultMaxInFlightPerHost(recipient: recipient, concurrency: concurrency)
@@ -167,7 +166,6 @@ public struct ChannelDefinition: Sendable, Hashable {
         self.rateLimit = rateLimit
         self.timeout = timeout
         self.retry = retry
-        self.providers = providers
     }
 
     public static func defaultMaxInFlightPerHost(recipient: RecipientField, concurrency: Int) -> Int? {
@@ -193,4 +191,25 @@ public struct ChannelRegistry: Sendable, Hashable {
     public subscript(name: String) -> ChannelDefinition? { channels[name] }
 
     public var names: [String] { channels.keys.sorted() }
+}
+
+/// What a channel renders from a template: which part of a template it uses.
+public enum ChannelCategory: String, Sendable, Hashable, CaseIterable {
+    case email, sms, push, chat, webhook
+}
+
+/// A request rate, e.g. `30/s`, with the burst allowed after a quiet spell (`rate_burst`; default 1:
+/// attempts evenly spaced).
+public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
+    public var count: Int
+    public var per: Duration
+    public var burst: Int
+    public init(count: Int, per: Duration, burst: Int = 1) {
+        self.count = count
+        self.per = per
+        self.burst = max(1, burst)
+    }
+    /// Attempts a second.
+    public var perSecond: Double { Double(count) / per.timeInterval }
+    public var description: String { "\(count)/\(per)" + (burst > 1 ? " (burst \(burst))" : "") }
 }

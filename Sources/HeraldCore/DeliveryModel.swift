@@ -284,3 +284,17 @@ public struct DeliveryJob: Sendable, Hashable, Codable {
         try decoder.decode(DeliveryJob.self, from: Data(bytes))
     }
 }
+
+/// What a provider's status callback means for a delivery.
+public enum ReceiptOutcome: String, Sendable, Hashable, CaseIterable {
+    case delivered, undelivered, failed
+
+    /// The delivery status a receipt with this outcome moves a delivery to.
+    public var status: DeliveryStatus {
+        switch self {
+        case .delivered: .delivered
+        case .undelivered: .undelivered
+        case .failed: .failed
+        }
+    }
+}

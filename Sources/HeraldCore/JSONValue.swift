@@ -16,11 +16,18 @@ public enum JSONValue: Sendable, Hashable {
 
     /// Follows a dotted path (`"to.email"`, `"data.items.0"`) through objects and arrays.
     public func value(atPath path: String) -> JSONValue? {
+        value(at: path.split(separator: ".", omittingEmptySubsequences: false))
+    }
+
+    /// Herald's one JSON-path walker (templates' `$value`, response rules, routing and audit filters):
+    /// each component an object key, compared by Unicode scalars (as PostgreSQL compares jsonb keys,
+    /// not by Swift's canonical equivalence), or a decimal index into an array.
+    public func value<Component: StringProtocol>(at components: some Sequence<Component>) -> JSONValue? {
         var current: JSONValue = self
-        for component in path.split(separator: ".", omittingEmptySubsequences: false) {
+        for component in components {
             switch current {
             case .object(let members):
-                guard let next = members[String(component)] else { return nil }
+                guard let next = Self.member(members, String(component)) else { return nil }
                 current = next
             case .array(let elements):
                 guard let index = Int(component), elements.indices.contains(index) else { return nil }
@@ -30,6 +37,13 @@ public enum JSONValue: Sendable, Hashable {
             }
         }
         return current
+    }
+
+    /// The member named exactly `key` (scalar for scalar).
+    public static func member(_ members: [String: JSONValue], _ key: String) -> JSONValue? {
+        guard let index = members.index(forKey: key) else { return nil }
+        let entry = members[index]
+        return entry.key.unicodeScalars.elementsEqual(key.unicodeScalars) ? entry.value : nil
     }
 
     public var stringValue: String? {

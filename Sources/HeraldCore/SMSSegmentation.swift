@@ -85,3 +85,25 @@ public enum GSM7 {
         return nil
     }
 }
+
+/// What an SMS provider says about the messages it sends (`sms:` of a provider).
+public struct SMSProviderSettings: Sendable, Hashable {
+    /// Parts of a concatenated message it sends at most. Kannel cuts a longer text to its sendsms-user's
+    /// `max-messages` and still answers "Accepted": a text over this is refused instead of sent cut.
+    public var maxParts: Int
+    /// What `{{sms.coding}}` renders for each encoding (Kannel `coding`: 0 and 2; Vonage `type`: text and unicode).
+    public var coding: [SMSEncoding: String]
+
+    public init(maxParts: Int, coding: [SMSEncoding: String]) {
+        self.maxParts = maxParts
+        self.coding = coding
+    }
+
+    /// Why `text` can't be sent whole through this provider, or nil when it can.
+    public func problem(with segmentation: SMSSegmentation) -> String? {
+        guard segmentation.partCount > maxParts else { return nil }
+        let unit = segmentation.encoding == .gsm7 ? "septets" : "UTF-16 units"
+        return "the text needs \(segmentation.partCount) SMS parts (\(segmentation.encoding.rawValue), \(segmentation.units) \(unit)); "
+            + "this provider sends at most \(maxParts)"
+    }
+}

@@ -241,7 +241,7 @@ extension DeliveryEngine {
     }
 
     /// How long a worker's claim holds: long enough for every provider of the channel to time out once.
-    public static func lease(for channel: ChannelDefinition) -> Duration {
-        channel.timeout * max(1, channel.providers.count) + .seconds(5)
+    public static func lease(for channel: ChannelDefinition, providers: Int) -> Duration {
+        channel.timeout * max(1, providers) + .seconds(5)
     }
 }

@@ -65,9 +65,10 @@ extension DeliveryEngine {
     static func smsProblems(_ plan: DeliveryPlan, request: NotificationRequest, snapshot: ConfigSnapshot) -> RequestValidationError? {
         var errors: [FieldError] = []
         for channelName in plan.channels {
-            guard let channel = snapshot.registry[channelName], !channel.providers.isEmpty else { continue }
-            let limits = channel.providers.compactMap(\.sms)
-            guard limits.count == channel.providers.count else { continue }
+            let providers = snapshot.providers(for: channelName)
+            guard snapshot.registry[channelName] != nil, !providers.isEmpty else { continue }
+            let limits = providers.compactMap(\.sms)
+            guard limits.count == providers.count else { continue }
             let segmentation = SMSSegmentation((plan.messages[channelName] ?? request.message).text ?? "")
             // The most any of its providers takes: failover may get there.
             let widest = SMSProviderSettings(maxParts: limits.map(\.maxParts).max() ?? 0, coding: [:])

@@ -7,33 +7,8 @@ enum FilterEvaluator {
         case .and(let children): children.allSatisfy { matches($0, document) }
         case .or(let children): children.contains { matches($0, document) }
         case .nor(let children): !children.contains { matches($0, document) }
-        case .field(let path, let condition): test(condition, resolve(document, path.components))
+        case .field(let path, let condition): test(condition, document.value(at: path.components))
         }
-    }
-
-    /// `JSONValue.value(atPath:)`, except that object keys compare by Unicode scalars (as in
-    /// PostgreSQL) rather than by Swift's canonical equivalence.
-    static func resolve(_ document: JSONValue, _ components: [String]) -> JSONValue? {
-        var current = document
-        for component in components {
-            switch current {
-            case .object(let members):
-                guard let next = member(members, component) else { return nil }
-                current = next
-            case .array(let elements):
-                guard let index = Int(component), elements.indices.contains(index) else { return nil }
-                current = elements[index]
-            default:
-                return nil
-            }
-        }
-        return current
-    }
-
-    static func member(_ members: [String: JSONValue], _ key: String) -> JSONValue? {
-        guard let index = members.index(forKey: key) else { return nil }
-        let entry = members[index]
-        return entry.key.utf8.elementsEqual(key.utf8) ? entry.value : nil
     }
 
     static func test(_ condition: FieldCondition, _ value: JSONValue?) -> Bool {
@@ -83,7 +58,7 @@ enum FilterEvaluator {
         case (.object(let a), .object(let b)):
             guard a.count == b.count else { return false }
             for (key, value) in a {
-                guard let other = member(b, key), deepEqual(value, other) else { return false }
+                guard let other = JSONValue.member(b, key), deepEqual(value, other) else { return false }
             }
             return true
         default:
@@ -123,7 +98,7 @@ enum FilterEvaluator {
     /// A Double against an Int64. Below 2^53 the exact binary values compare (the shortest decimal
     /// of such a double never crosses an integer). From 2^53 on, a double is compared as the
     /// shortest round-trip decimal it is written as in JSON (`description`, which `JSONEncoder` and
-    /// `JSONText` write), because that is the number PostgreSQL stores: 2^60 is stored as
+    /// `JSONWriter` write), because that is the number PostgreSQL stores: 2^60 is stored as
     /// 1152921504606847000, not 1152921504606846976.
     static func compare(double: Double, integer: Int64) -> Int? {
         if double.isNaN { return nil }

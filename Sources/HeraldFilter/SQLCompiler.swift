@@ -175,7 +175,7 @@ struct SQLCompiler {
     /// matches a missing field.
     private mutating func equality(_ value: String, _ literals: [JSONValue]) -> String {
         if literals.isEmpty { return "false" }
-        let list = literals.map { parameter(JSONText.serialize($0)) + "::jsonb" }
+        let list = literals.map { parameter(JSONWriter.string($0)) + "::jsonb" }
         let test =
             list.count == 1
             ? { (element: String) in "\(element) = \(list[0])" }
@@ -196,7 +196,7 @@ struct SQLCompiler {
             }
         default:
             // Parsing guarantees a finite number.
-            let placeholder = parameter(JSONText.serialize(literal))
+            let placeholder = parameter(JSONWriter.string(literal))
             return anyMatch(value) { element in
                 "CASE WHEN jsonb_typeof(\(element)) = 'number' THEN (\(element))::numeric \(op) \(placeholder)::numeric END"
             }
@@ -253,9 +253,9 @@ extension SQLCompiler {
     /// The literal as a placeholder cast to the column's type (numbers keep their exact value).
     private mutating func typedLiteral(_ literal: JSONValue, _ type: ColumnType) -> String {
         switch (type, literal) {
-        case (.integer, .integer): return parameter(JSONText.serialize(literal)) + "::int8"
-        case (.integer, _): return parameter(JSONText.serialize(literal)) + "::numeric"
-        case (.double, _): return parameter(JSONText.serialize(literal)) + "::float8"
+        case (.integer, .integer): return parameter(JSONWriter.string(literal)) + "::int8"
+        case (.integer, _): return parameter(JSONWriter.string(literal)) + "::numeric"
+        case (.double, _): return parameter(JSONWriter.string(literal)) + "::float8"
         case (.text, .string(let text)): return parameter(text) + "::text"
         case (.timestamp, .string(let text)): return parameter(text) + "::timestamptz"
         case (.uuid, .string(let text)): return parameter(text) + "::uuid"
@@ -324,69 +324,9 @@ extension SQLCompiler {
         guard !literals.isEmpty, !literals.contains(.null) else { return nil }
         var tests: [String] = []
         for literal in literals {
-            tests.append("\(indexed) @> \(parameter(JSONText.serialize(nest(literal))))::jsonb")
-            tests.append("\(indexed) @> \(parameter(JSONText.serialize(nest(.array([literal])))))::jsonb")
+            tests.append("\(indexed) @> \(parameter(JSONWriter.string(nest(literal))))::jsonb")
+            tests.append("\(indexed) @> \(parameter(JSONWriter.string(nest(.array([literal])))))::jsonb")
         }
         return "(" + tests.joined(separator: " OR ") + ")"
-    }
-}
-
-/// JSON text for literals bound as `jsonb` parameters.
-public enum JSONText {
-    /// Compact JSON. Doubles use Swift's shortest round-trip spelling, integers their exact digits.
-    public static func serialize(_ value: JSONValue) -> String {
-        var output = ""
-        write(value, to: &output)
-        return output
-    }
-
-    private static func write(_ value: JSONValue, to output: inout String) {
-        switch value {
-        case .null: output += "null"
-        case .bool(let bool): output += bool ? "true" : "false"
-        case .integer(let integer): output += String(integer)
-        case .double(let double):
-            if double.isFinite {
-                output += "\(double)"
-            } else {
-                output += "null"  // not representable in JSON; rejected by the parser anyway
-            }
-        case .string(let string): writeString(string, to: &output)
-        case .array(let elements):
-            output += "["
-            for (index, element) in elements.enumerated() {
-                if index > 0 { output += "," }
-                write(element, to: &output)
-            }
-            output += "]"
-        case .object(let members):
-            output += "{"
-            for (index, key) in members.keys.sorted().enumerated() {
-                if index > 0 { output += "," }
-                writeString(key, to: &output)
-                output += ":"
-                write(members[key]!, to: &output)
-            }
-            output += "}"
-        }
-    }
-
-    private static func writeString(_ string: String, to output: inout String) {
-        output += "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                output.unicodeScalars.append(scalar)
-            }
-        }
-        output += "\""
     }
 }

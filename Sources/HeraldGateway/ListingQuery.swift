@@ -16,6 +16,10 @@ struct ListingQuery {
             guard known.contains(name) else {
                 throw ProblemDetails.invalidParameter(name, "unknown query parameter; expected \(known.joined(separator: ", "))")
             }
+            // PostgreSQL's text can't hold U+0000: refused here (400), not as a database error (found by schemathesis).
+            guard !value.unicodeScalars.contains("\u{0}") else {
+                throw ProblemDetails.invalidParameter(name, "contains the NUL character (U+0000), which is not allowed")
+            }
             if parameters[name] == nil { parameters[name] = String(value) }
         }
         self.parameters = parameters

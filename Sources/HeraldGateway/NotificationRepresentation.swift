@@ -1,6 +1,7 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldProviderModel
 import HeraldStore
 
 // The JSON bodies the API answers with (described in openapi.yaml).
@@ -295,7 +296,8 @@ struct ChannelsResponse: Encodable, Sendable {
                 maxInFlightPerHost: channel.maxInFlightPerHost,
                 rateLimit: channel.rateLimit.map { "\($0.count)/\($0.per.timeInterval)s" },
                 timeoutMs: channel.timeout.milliseconds, retryPolicy: channel.retry.name, maxAttempts: channel.retry.maxAttempts,
-                providers: channel.providers.isEmpty ? ["builtin-webhook"] : channel.providers.map(\.name))
+                providers: snapshot.providers(for: channel.name).isEmpty
+                    ? ["builtin-webhook"] : snapshot.providers(for: channel.name).map(\.name))
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HeraldConfig
 import HeraldCore
+import HeraldProviderModel
 import HeraldProviders
 import HeraldReceipts
 import HeraldStore
@@ -21,7 +22,7 @@ final class ReceiptsAPI: Sendable {
     let secrets: SecretResolver
     let deadline: Duration
     let logger: Logger
-    /// Readers of the configuration in force, per channel and provider (the secret templates compiled once).
+    /// Readers of the configuration in force, per channel and provider.
     private let readers = Mutex<(version: String, byKey: [String: ReceiptReader])>(("", [:]))
 
     init(config: ConfigStore, store: ReceiptStore, links: ReceiptLinks?, secrets: SecretResolver, deadline: Duration, logger: Logger) {
@@ -93,22 +94,16 @@ final class ReceiptsAPI: Sendable {
         let snapshot = config.snapshot
         let key = channelName + "/" + providerName
         if let cached = readers.withLock({ $0.version == snapshot.version ? $0.byKey[key] : nil }) { return cached }
-        guard let channel = snapshot.registry[channelName] else {
+        guard snapshot.registry[channelName] != nil else {
             throw ProblemDetails.notFound("no channel '\(channelName)'")
         }
-        guard let provider = channel.providers.first(where: { $0.name == providerName }) else {
+        guard let provider = snapshot.providers(for: channelName).first(where: { $0.name == providerName }) else {
             throw ProblemDetails.notFound("channel \(channelName) has no provider '\(providerName)'")
         }
         guard let spec = provider.receipts else {
             throw ProblemDetails.notFound("provider \(providerName) of channel \(channelName) declares no receipts")
         }
-        let reader: ReceiptReader
-        do {
-            reader = try ReceiptReader(channel: channelName, provider: providerName, spec: spec)
-        } catch {
-            // The configuration loader compiled the same template: this can't fail for a loaded snapshot.
-            throw ProblemDetails.unavailable("the receipts secret of \(key) does not compile: \(error)")
-        }
+        let reader = ReceiptReader(channel: channelName, provider: providerName, spec: spec)
         readers.withLock { state in
             if state.version != snapshot.version { state = (snapshot.version, [:]) }
             state.byKey[key] = reader

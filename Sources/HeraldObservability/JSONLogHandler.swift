@@ -46,7 +46,7 @@ public struct JSONLogHandler: LogHandler {
         fields["log.origin.file.name"] = .string(event.file.split(separator: "/").last.map(String.init) ?? event.file)
         fields["log.origin.file.line"] = .integer(Int64(event.line))
         fields["log.origin.function"] = .string(event.function)
-        return JSONText.serialize(.object(fields))
+        return JSONWriter.string(.object(fields))
     }
 
     public static func json(_ value: Logger.Metadata.Value) -> JSONValue {

@@ -2,23 +2,21 @@ import Crypto
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldTemplating
 import Logging
 
-/// One provider, its templates compiled once; `attempt` renders, signs, sends, classifies.
+/// One provider of the configuration in force (compiled at load); `attempt` renders, signs, sends, classifies.
 ///
 /// Secret values are resolved on every attempt (a rotated secret applies to the next attempt) and
 /// never logged; neither are URLs, headers or bodies, which can carry them.
 public final class ProviderClient: Sendable {
     public let spec: ProviderSpec
-    let transport: CompiledTransport
     let runtime: CurlRuntime
     let secrets: SecretResolver
     let restrictToPublicAddresses: Bool
     let timeout: Duration
     let logger: Logger
-    /// The secrets the templates refer to, sorted (the first missing one is reported).
-    let secretNames: [String]
     let accessTokens = AccessTokenCache()
     let apnsTokens = APNsTokenCache()
     let vapidTokens = VAPIDTokenCache()
@@ -28,10 +26,9 @@ public final class ProviderClient: Sendable {
     public init(
         spec: ProviderSpec, runtime: CurlRuntime, secrets: SecretResolver, restrictToPublicAddresses: Bool, timeout: Duration,
         logger: Logger, receiptLinks: ReceiptLinks? = nil
-    ) throws {
+    ) {
         self.spec = spec
         self.receiptLinks = receiptLinks
-        self.transport = try CompiledTransport(spec.transport)
         self.runtime = runtime
         self.secrets = secrets
         self.restrictToPublicAddresses = restrictToPublicAddresses
@@ -39,7 +36,6 @@ public final class ProviderClient: Sendable {
         var logger = logger
         logger[metadataKey: "provider"] = "\(spec.name)"
         self.logger = logger
-        self.secretNames = transport.secretNames.sorted()
     }
 
     public var name: String { spec.name }
@@ -54,7 +50,7 @@ public final class ProviderClient: Sendable {
     public func attempt(_ job: DeliveryJob, recipientField: String) async -> ProviderResult {
         let now = Date()
         let result: ProviderResult
-        switch transport {
+        switch spec.transport {
         case .http(let http):
             result = await attemptHTTP(http, job: job, now: now)
         case .smtp(let smtp):
@@ -71,7 +67,7 @@ public final class ProviderClient: Sendable {
         return result
     }
 
-    private func attemptHTTP(_ http: CompiledHTTP, job: DeliveryJob, now: Date) async -> ProviderResult {
+    private func attemptHTTP(_ http: HTTPProviderSpec, job: DeliveryJob, now: Date) async -> ProviderResult {
         let request: HTTPRequest
         do {
             request = try await buildHTTPRequest(http, job: job, now: now)
@@ -96,7 +92,7 @@ public final class ProviderClient: Sendable {
     /// The request it would send, for `herald render`-style previews and tests (secrets resolved).
     /// Throws ``ProviderFailure`` (a missing secret, an invalid credential, a failed token exchange).
     public func buildRequest(for job: DeliveryJob, now: Date) async throws -> HTTPRequest {
-        guard case .http(let http) = transport else {
+        guard case .http(let http) = spec.transport else {
             throw ProviderFailure.permanent("provider \(name) is not an http provider")
         }
         return try await buildHTTPRequest(http, job: job, now: now)
@@ -105,7 +101,7 @@ public final class ProviderClient: Sendable {
     /// The template context of an attempt, with the secrets the templates use.
     func context(for job: DeliveryJob, now: Date) throws(ProviderFailure) -> [String: JSONValue] {
         var resolved: [String: JSONValue] = [:]
-        for name in secretNames {
+        for name in spec.secretNames {
             guard let value = secrets.value(name) else { throw .permanent("secret \(name) is not set") }
             resolved[name] = .string(value)
         }
@@ -139,17 +135,17 @@ public final class ProviderClient: Sendable {
         ]
     }
 
-    func buildHTTPRequest(_ http: CompiledHTTP, job: DeliveryJob, now: Date) async throws -> HTTPRequest {
+    func buildHTTPRequest(_ http: HTTPProviderSpec, job: DeliveryJob, now: Date) async throws -> HTTPRequest {
         let values = try context(for: job, now: now)
         let context = RenderContext(values)
 
         let url = try renderURL(http, context: context)
-        var headers = http.headers.map { HTTPHeaderField($0.name, ProviderEncoding.headerSafe($0.value.render(context))) }
+        var headers = http.headers.map { HTTPHeaderField($0.name, Escaping.headerSafe($0.value.render(context))) }
         func hasHeader(_ name: String) -> Bool { headers.contains { $0.name.caseInsensitiveCompare(name) == .orderedSame } }
 
         let (body, contentType) = http.body.map { Self.render($0, context: context, values: values) } ?? ([], nil)
         if let contentType, !hasHeader("Content-Type") {
-            headers.append(HTTPHeaderField("Content-Type", ProviderEncoding.headerSafe(contentType)))
+            headers.append(HTTPHeaderField("Content-Type", Escaping.headerSafe(contentType)))
         }
 
         if let auth = http.auth {
@@ -169,7 +165,7 @@ public final class ProviderClient: Sendable {
     }
 
     /// A body's bytes and content type, each value escaped for where it lands.
-    static func render(_ body: CompiledBody, context: RenderContext, values: [String: JSONValue]) -> (bytes: [UInt8], contentType: String?) {
+    static func render(_ body: HTTPProviderSpec.Body, context: RenderContext, values: [String: JSONValue]) -> (bytes: [UInt8], contentType: String?) {
         switch body {
         case .json(let value):
             var text = ""
@@ -185,7 +181,7 @@ public final class ProviderClient: Sendable {
         }
     }
 
-    func renderURL(_ http: CompiledHTTP, context: RenderContext) throws(ProviderFailure) -> String {
+    func renderURL(_ http: HTTPProviderSpec, context: RenderContext) throws(ProviderFailure) -> String {
         let rendered = http.url.render(context)
         if http.urlIsSingleValue {
             let url = rendered.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -210,7 +206,7 @@ public final class ProviderClient: Sendable {
 
     /// Serialises a JSON body: template leaves rendered as text and written as JSON strings,
     /// `{$value: path}` copied from the context (null when absent), literals as they are.
-    static func writeJSON(_ value: CompiledBodyValue, context: RenderContext, values: JSONValue, into out: inout String) {
+    static func writeJSON(_ value: HTTPProviderSpec.BodyValue, context: RenderContext, values: JSONValue, into out: inout String) {
         switch value {
         case .template(let template):
             JSONWriter.writeString(template.render(context), into: &out)
@@ -219,28 +215,20 @@ public final class ProviderClient: Sendable {
         case .literal(let json):
             JSONWriter.write(json, into: &out)
         case .array(let elements):
-            out += "["
-            for (index, element) in elements.enumerated() {
-                if index > 0 { out += "," }
+            JSONWriter.writeArray(elements, into: &out) { element, out in
                 writeJSON(element, context: context, values: values, into: &out)
             }
-            out += "]"
         case .object(let members):
-            out += "{"
-            for (index, member) in members.enumerated() {
-                if index > 0 { out += "," }
-                JSONWriter.writeString(member.key, into: &out)
-                out += ":"
-                writeJSON(member.value, context: context, values: values, into: &out)
+            JSONWriter.writeObject(members.lazy.map { ($0.key, $0.value) }, into: &out) { member, out in
+                writeJSON(member, context: context, values: values, into: &out)
             }
-            out += "}"
         }
     }
 
     // MARK: Auth
 
     func authHeaders(
-        _ auth: CompiledAuth, context: RenderContext, values: [String: JSONValue], body: [UInt8], job: DeliveryJob, now: Date
+        _ auth: HTTPProviderSpec.Auth, context: RenderContext, values: [String: JSONValue], body: [UInt8], job: DeliveryJob, now: Date
     ) async throws -> [HTTPHeaderField] {
         switch auth {
         case .basic(let username, let password):
@@ -248,9 +236,10 @@ public final class ProviderClient: Sendable {
             return [HTTPHeaderField("Authorization", "Basic " + Data(credentials).base64EncodedString())]
 
         case .bearer(let token):
-            return [HTTPHeaderField("Authorization", "Bearer " + ProviderEncoding.headerSafe(token.render(context)))]
+            return [HTTPHeaderField("Authorization", "Bearer " + Escaping.headerSafe(token.render(context)))]
 
-        case .hmac(let hmac, let secret, let signed):
+        case .hmac(let hmac):
+            let secret = hmac.secret, signed = hmac.signed
             let message: [UInt8]
             if let signed {
                 // The signed template also sees the body it signs, as `{{body}}`.
@@ -261,7 +250,7 @@ public final class ProviderClient: Sendable {
                 message = body
             }
             let mac = HMACSigner.signature(message, secret: Array(secret.render(context).utf8), algorithm: hmac.algorithm)
-            return [HTTPHeaderField(hmac.header, ProviderEncoding.headerSafe(hmac.prefix) + HMACSigner.encode(mac, hmac.encoding))]
+            return [HTTPHeaderField(hmac.header, Escaping.headerSafe(hmac.prefix) + HMACSigner.encode(mac, hmac.encoding))]
 
         case .standardWebhooks(let secret):
             guard let key = StandardWebhooks.key(fromSecret: secret.render(context)) else {
@@ -282,7 +271,7 @@ public final class ProviderClient: Sendable {
             let token = try await accessTokens.token(fingerprint: fingerprint, now: now) { [self] in
                 try await self.fetchGoogleToken(account: account, scope: scope)
             }
-            return [HTTPHeaderField("Authorization", "Bearer " + ProviderEncoding.headerSafe(token))]
+            return [HTTPHeaderField("Authorization", "Bearer " + Escaping.headerSafe(token))]
 
         case .apnsJWT(let keyID, let teamID, let privateKey):
             let token = try apnsTokens.token(

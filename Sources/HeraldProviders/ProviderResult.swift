@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProviderModel
 import HeraldHTTPRuntime
 
 /// The outcome of one attempt through one provider, ready for the attempt log.

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HeraldCore
+import HeraldProviderModel
 
 /// The callback URLs Herald gives providers for delivery receipts, and the per-delivery tokens in them.
 ///

@@ -1,18 +1,19 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldTemplating
 
 extension ProviderClient {
     /// The SMTP submission it would make (secrets resolved), for previews and tests; smtp providers only.
     public func buildMail(for job: DeliveryJob, recipientField: String = "email", now: Date) throws -> SMTPRequest {
-        guard case .smtp(let smtp) = transport else {
+        guard case .smtp(let smtp) = spec.transport else {
             throw ProviderFailure.permanent("provider \(name) is not an smtp provider")
         }
         return try buildSMTPRequest(smtp, job: job, recipientField: recipientField, now: now)
     }
 
-    func buildSMTPRequest(_ smtp: CompiledSMTP, job: DeliveryJob, recipientField: String, now: Date) throws(ProviderFailure) -> SMTPRequest {
+    func buildSMTPRequest(_ smtp: SMTPProviderSpec, job: DeliveryJob, recipientField: String, now: Date) throws(ProviderFailure) -> SMTPRequest {
         let context = RenderContext(try self.context(for: job, now: now))
         let given = (job.to[recipientField]?.stringValue ?? job.to["email"]?.stringValue ?? "")
             .trimmingCharacters(in: .whitespaces)
@@ -58,7 +59,7 @@ extension ProviderClient {
             restrictToPublicAddresses: restrictToPublicAddresses, caFile: smtp.caFile)
     }
 
-    func attemptSMTP(_ smtp: CompiledSMTP, job: DeliveryJob, recipientField: String, now: Date) async -> ProviderResult {
+    func attemptSMTP(_ smtp: SMTPProviderSpec, job: DeliveryJob, recipientField: String, now: Date) async -> ProviderResult {
         let request: SMTPRequest
         do {
             request = try buildSMTPRequest(smtp, job: job, recipientField: recipientField, now: now)

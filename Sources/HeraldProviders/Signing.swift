@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HeraldCore
+import HeraldProviderModel
 import Synchronization
 import _CryptoExtras
 

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HeraldCore
+import HeraldProviderModel
 import Synchronization
 
 /// Why a Web Push message could not be encrypted or signed. Each is permanent: retrying the same

@@ -2,33 +2,10 @@ import Crypto
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldTemplating
 
 /// A `web_push` provider's templates, compiled once.
-struct CompiledWebPush: Sendable {
-    var subject: CompiledTemplate
-    var privateKey: CompiledTemplate
-    var payload: CompiledBody
-    var ttl: Duration
-    var urgency: WebPushProviderSpec.Urgency?
-    var topic: CompiledTemplate?
-    var recordSize: Int
-    var padTo: Int
-    var tokenLifetime: Duration
-
-    init(_ spec: WebPushProviderSpec) throws(TemplateError) {
-        subject = try CompiledTemplate(spec.subject, escaping: .text)
-        privateKey = try CompiledTemplate(spec.privateKey, escaping: .text)
-        payload = try CompiledTransport.compile(spec.payload)
-        ttl = spec.ttl
-        urgency = spec.urgency
-        topic = try spec.topic.map { text throws(TemplateError) in try CompiledTemplate(text, escaping: .header) }
-        recordSize = spec.recordSize
-        padTo = spec.padTo
-        tokenLifetime = spec.tokenLifetime
-    }
-}
-
 extension ProviderClient {
     /// The push request it would send (secrets resolved, payload encrypted), for tests and previews;
     /// web_push providers only. `salt` and `serverKey` are fresh per message unless given.
@@ -36,14 +13,14 @@ extension ProviderClient {
         for job: DeliveryJob, recipientField: String, now: Date, salt: [UInt8]? = nil,
         serverKey: P256.KeyAgreement.PrivateKey = P256.KeyAgreement.PrivateKey()
     ) throws(ProviderFailure) -> HTTPRequest {
-        guard case .webPush(let push) = transport else {
+        guard case .webPush(let push) = spec.transport else {
             throw ProviderFailure.permanent("provider \(name) is not a web_push provider")
         }
         return try buildWebPushRequest(push, job: job, recipientField: recipientField, now: now, salt: salt, serverKey: serverKey)
     }
 
     func buildWebPushRequest(
-        _ push: CompiledWebPush, job: DeliveryJob, recipientField: String, now: Date, salt: [UInt8]? = nil,
+        _ push: WebPushProviderSpec, job: DeliveryJob, recipientField: String, now: Date, salt: [UInt8]? = nil,
         serverKey: P256.KeyAgreement.PrivateKey = P256.KeyAgreement.PrivateKey()
     ) throws(ProviderFailure) -> HTTPRequest {
         let subscription: WebPushSubscription
@@ -100,7 +77,7 @@ extension ProviderClient {
         ("A"..."Z").contains(scalar) || ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "-" || scalar == "_"
     }
 
-    func attemptWebPush(_ push: CompiledWebPush, job: DeliveryJob, recipientField: String, now: Date) async -> ProviderResult {
+    func attemptWebPush(_ push: WebPushProviderSpec, job: DeliveryJob, recipientField: String, now: Date) async -> ProviderResult {
         let request: HTTPRequest
         do {
             request = try buildWebPushRequest(push, job: job, recipientField: recipientField, now: now)

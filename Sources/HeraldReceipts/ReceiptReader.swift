@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HeraldCore
+import HeraldProviderModel
 import HeraldProviders
 import HeraldTemplating
 
@@ -114,19 +115,14 @@ public struct ReceiptReader: Sendable {
     public let channel: String
     public let provider: String
     public let spec: ReceiptSpec
-    let secret: CompiledTemplate?
 
     /// How far a Standard Webhooks timestamp may be from now (the specification's 5 minutes).
     public static let timestampTolerance: TimeInterval = 300
 
-    public init(channel: String, provider: String, spec: ReceiptSpec) throws(TemplateError) {
+    public init(channel: String, provider: String, spec: ReceiptSpec) {
         self.channel = channel
         self.provider = provider
         self.spec = spec
-        switch spec.verification {
-        case .deliveryToken: secret = nil
-        case .twilioSignature(let text), .standardWebhooks(let text): secret = try CompiledTemplate(text, escaping: .text)
-        }
     }
 
     public func read(_ request: ReceiptRequest, links: ReceiptLinks?, secrets: SecretResolver, now: Date) throws(ReceiptRejection) -> Receipt {
@@ -191,7 +187,7 @@ public struct ReceiptReader: Sendable {
     }
 
     func resolvedSecret(_ secrets: SecretResolver) throws(ReceiptRejection) -> String {
-        guard let secret else { return "" }
+        guard let secret = spec.verification.secret else { return "" }
         var resolved: [String: JSONValue] = [:]
         for name in secret.secretNames {
             guard let value = secrets.value(name) else {

@@ -220,7 +220,7 @@ public struct AuditQuery: Sendable {
         let fragment = filter.sql(firstParameter: 2)
         var parameters = [tenant] + fragment.parameters
         func placeholder(_ value: JSONValue, _ type: ColumnType) -> String {
-            parameters.append(value.stringValue ?? JSONText.serialize(value))
+            parameters.append(value.stringValue ?? JSONWriter.string(value))
             return "$\(parameters.count)::\(Self.sqlType(type))"
         }
         let direction = sort.descending ? "DESC" : "ASC"
@@ -314,7 +314,7 @@ public struct AuditCursor: Sendable, Hashable {
             "c": .string(collection.rawValue), "s": .string(sort.field), "d": .integer(sort.descending ? -1 : 1),
             "v": value, "i": id,
         ]
-        return Base64URL.encode(Array(JSONText.serialize(document).utf8))
+        return Base64URL.encode(Array(JSONWriter.string(document).utf8))
     }
 
     /// Reads a token; nil unless it is one `token` wrote (the values must also suit their columns,

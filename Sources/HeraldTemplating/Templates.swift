@@ -13,7 +13,7 @@ public enum Escaping: String, Sendable, Hashable {
     case url
     /// Inside a JSON string literal written by hand (`body.text` with `application/json`).
     case jsonString
-    /// Header values: CR and LF removed, so a value can't start a new header.
+    /// Header values: line breaks and other controls removed (`headerSafe`), so a value can't start a new header.
     case header
 
     var pragmaName: String {
@@ -221,32 +221,18 @@ struct JSONStringContentType: MustacheContentType {
 }
 
 struct HeaderContentType: MustacheContentType {
-    func escapeText(_ text: String) -> String {
-        String(text.unicodeScalars.filter { $0 != "\r" && $0 != "\n" && $0 != "\0" }.map(Character.init))
-    }
+    func escapeText(_ text: String) -> String { Escaping.headerSafe(text) }
 }
 
-public enum JSONEscaping {
-    /// The inside of a JSON string literal for `text` (RFC 8259): quotes, backslashes and control
-    /// characters escaped; `<`, `>` and `&` too, so the JSON is also safe inside HTML.
-    public static func escape(_ text: String) -> String {
-        var escaped = ""
-        escaped.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            case "<", ">", "&", "\u{2028}", "\u{2029}":
-                escaped += String(format: "\\u%04x", scalar.value)
-            case _ where scalar.value < 0x20:
-                escaped += String(format: "\\u%04x", scalar.value)
-            default:
-                escaped.unicodeScalars.append(scalar)
-            }
+extension Escaping {
+    /// A header value: removes what could end or split a header line (CR, LF, NUL and the other C0
+    /// controls but tab, and DEL). Rendered header templates get it, and so does every other value
+    /// Herald puts in a header (a content type, a token).
+    public static func headerSafe(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars where scalar == "\t" || (scalar.value >= 0x20 && scalar.value != 0x7F) {
+            out.append(scalar)
         }
-        return escaped
+        return String(out)
     }
 }

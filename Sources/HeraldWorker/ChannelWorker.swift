@@ -5,6 +5,7 @@ import HeraldCore
 import HeraldEngine
 import HeraldHTTPRuntime
 import HeraldMessaging
+import HeraldProviderModel
 import HeraldProviders
 import HeraldStore
 import Logging
@@ -122,7 +123,8 @@ final class ChannelWorker: Service, Sendable {
             return
         }
 
-        let lease = DeliveryEngine.lease(for: channel)
+        let providers = snapshot.providers(for: channel.name)
+        let lease = DeliveryEngine.lease(for: channel, providers: providers.count)
         var decision: ClaimDecision
         var waited: Duration = .zero
         while true {
@@ -142,7 +144,7 @@ final class ChannelWorker: Service, Sendable {
             }
             decision = DeliveryEngine.decide(claim: claim, job: job, expectedAttempt: expectedAttempt, now: Date())
             guard case .wait(let pause) = decision else { break }
-            if waited > DeliveryEngine.lease(for: channel) + .seconds(5) || Task.isShuttingDownGracefully {
+            if waited > lease + .seconds(5) || Task.isShuttingDownGracefully {
                 consumer.reject(message.deliveryTag, requeue: true)
                 return
             }
@@ -178,7 +180,8 @@ final class ChannelWorker: Service, Sendable {
             attemptJob.attempt = number
             let inFlight = Meter(label: "herald_attempts_in_flight", dimensions: [("channel", channel.name)])
             inFlight.increment()
-            let tries = await shared.attempter.attempt(attemptJob, channel: channel, snapshotVersion: snapshot.version)
+            let tries = await shared.attempter.attempt(
+                attemptJob, channel: channel, providers: providers, snapshotVersion: snapshot.version)
             inFlight.decrement()
             if let last = tries.last {
                 let now = ContinuousClock.now

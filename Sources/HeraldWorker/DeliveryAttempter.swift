@@ -2,6 +2,7 @@ import Foundation
 import HeraldCore
 import HeraldEngine
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
 import Logging
 import Synchronization
@@ -42,19 +43,15 @@ final class DeliveryAttempter: Sendable {
         self.logger = logger
     }
 
-    func attempt(_ job: DeliveryJob, channel: ChannelDefinition, snapshotVersion: String) async -> [ProviderTry] {
-        if channel.providers.isEmpty {
+    func attempt(
+        _ job: DeliveryJob, channel: ChannelDefinition, providers specs: [ProviderSpec], snapshotVersion: String
+    ) async -> [ProviderTry] {
+        if specs.isEmpty {
             let started = Date()
             let result = await attemptBuiltinWebhook(job, channel: channel)
             return [ProviderTry(provider: "builtin-webhook", startedAt: started, finishedAt: Date(), result: result)]
         }
-        let providers: [ProviderClient]
-        do {
-            providers = try clients(for: channel, version: snapshotVersion)
-        } catch {
-            return [ProviderTry(provider: "config", startedAt: Date(), finishedAt: Date(), result: ProviderResult(
-                outcome: .permanentFailure, error: "the channel's providers could not be prepared: \(error)"))]
-        }
+        let providers = clients(for: channel, specs: specs, version: snapshotVersion)
         var tries: [ProviderTry] = []
         var sawTransient = false
         for provider in providers {
@@ -77,10 +74,12 @@ final class DeliveryAttempter: Sendable {
         return tries
     }
 
-    private func clients(for channel: ChannelDefinition, version: String) throws -> [ProviderClient] {
+    /// The clients (and their token caches) for the snapshot's providers, made once per snapshot version;
+    /// the providers themselves were compiled when the snapshot was loaded.
+    private func clients(for channel: ChannelDefinition, specs: [ProviderSpec], version: String) -> [ProviderClient] {
         if let cached = clients.withLock({ $0.version == version ? $0.byChannel[channel.name] : nil }) { return cached }
-        let built = try channel.providers.map {
-            try ProviderClient(
+        let built = specs.map {
+            ProviderClient(
                 spec: $0, runtime: runtime, secrets: secrets, restrictToPublicAddresses: restrictToPublicAddresses,
                 timeout: channel.timeout, logger: logger, receiptLinks: receiptLinks)
         }

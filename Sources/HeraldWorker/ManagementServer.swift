@@ -35,7 +35,7 @@ func managementApplication(
         }
         if !publisher.isConnected { problems.append("rabbitmq: not connected") }
         let ready = problems.isEmpty
-        let body = JSONText.serialize(
+        let body = JSONWriter.string(
             ready ? ["status": "ready"] : ["status": "unavailable", "problems": .array(problems.map { .string($0) })])
         return Response(
             status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],

@@ -1,6 +1,8 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldProviderModel
+import HeraldTemplating
 import Testing
 
 /// A throwaway configuration directory.
@@ -75,8 +77,8 @@ let goodPolicies = """
         #expect(sms.retry.name == "no-duplicates")
         #expect(sms.retry.retryAmbiguous == false)
         #expect(sms.timeout == .seconds(5))
-        #expect(sms.providers.map(\.name) == ["twilio"])
-        guard case .http(let http)? = sms.providers.first?.transport else {
+        #expect(snapshot.providers(for: "sms").map(\.name) == ["twilio"])
+        guard case .http(let http)? = snapshot.providers(for: "sms").first?.transport else {
             Issue.record("expected an http provider")
             return
         }
@@ -178,20 +180,92 @@ let goodPolicies = """
 
                 """,
         ])
-        let hook = try #require(try directory.load().get().registry["hook"])
+        let snapshot = try directory.load().get()
+        let hook = try #require(snapshot.registry["hook"])
         #expect(hook.category == .webhook)
         #expect(hook.recipient.format == .url)
         #expect(hook.concurrency == 16)
         #expect(hook.rateLimit == nil)
         #expect(hook.timeout == .seconds(15))
         #expect(hook.retry == .standard)
-        guard case .http(let http)? = hook.providers.first?.transport else {
-            Issue.record("expected the http provider, got \(hook.providers)")
+        guard case .http(let http)? = snapshot.providers(for: "hook").first?.transport else {
+            Issue.record("expected the http provider, got \(snapshot.providers(for: "hook").map(\.name))")
             return
         }
         #expect(http.method == "POST")
         #expect(http.auth == nil)
-        #expect(http.url.source == "{{to.webhook_url}}")
+        #expect(http.url.source.source == "{{to.webhook_url}}")
+        // Compiled at load, once, with the escaping of where each value lands: the snapshot carries it.
+        #expect(http.urlIsSingleValue)
+        #expect(http.url.escaping == .text)
+        guard case .json(.object(let members))? = http.body, case .template(let text)? = members.first?.value else {
+            Issue.record("expected a json body with a template")
+            return
+        }
+        #expect(text.escaping == .text)
+    }
+
+    /// A directory with one channel `hook` whose one provider is `provider` (YAML flow mapping).
+    static func hook(provider: String) throws -> ConfigDirectory {
+        try ConfigDirectory(["channels.d/hook.yaml": "name: hook\nrecipient: webhook_url\nproviders:\n  - \(provider)\n"])
+    }
+
+    /// The loader and the request builder once had two copies of this rule, and they disagreed on
+    /// `application/…+json` (validated as plain text, sent as JSON). Now the template is compiled once,
+    /// by the loader, with `Escaping(contentType:)`.
+    @Test("body.text: the escaping follows the content type", arguments: [
+        ("application/json", Escaping.jsonString), ("application/vnd.api+json", .jsonString), ("Application/JSON; charset=utf-8", .jsonString),
+        ("text/html; charset=utf-8", .html), ("text/plain", .text), ("application/xml", .text),
+    ])
+    func textBodyEscaping(contentType: String, escaping: Escaping) throws {
+        let directory = try Self.hook(provider: """
+            {name: receiver, kind: http, url: "https://api.example.com/in", body: {text: "x {{message.text}}", content_type: "\(contentType)"}}
+            """)
+        guard case .http(let http)? = try directory.load().get().providers(for: "hook").first?.transport,
+            case .text(let template, let type)? = http.body
+        else {
+            Issue.record("expected a text body")
+            return
+        }
+        #expect(type == contentType)
+        #expect(template.escaping == escaping)
+    }
+
+    @Test("url: one value alone is taken whole, values inside a written URL are percent-encoded", arguments: [
+        ("{{to.webhook_url}}", Escaping.text), (" {{ to.webhook_url }} ", .text), ("https://api.example.com/{{to.id}}", .url),
+        ("{{to.base}}/{{to.path}}", .url),
+    ])
+    func urlEscaping(url: String, escaping: Escaping) throws {
+        let directory = try Self.hook(provider: #"{name: receiver, kind: http, url: "\#(url)"}"#)
+        let result = directory.load()
+        if escaping == .url, !url.hasPrefix("https://") {
+            #expect(directory.errors().contains { $0.contains("url must start with https://") })
+            return
+        }
+        guard case .http(let http)? = try result.get().providers(for: "hook").first?.transport else {
+            Issue.record("expected an http provider")
+            return
+        }
+        #expect(http.url.escaping == escaping)
+    }
+
+    @Test func everySecretAProviderUsesIsFoundWhereverItIs() throws {
+        let directory = try ConfigDirectory([
+            "channels.d/hook.yaml": """
+                name: hook
+                recipient: webhook_url
+                providers:
+                  - name: receiver
+                    kind: http
+                    url: "https://{{secrets.HOST}}/in"
+                    headers: {X-Key: "{{secrets.HEADER_KEY}}"}
+                    auth: {type: hmac, header: X-Sig, secret: "{{secrets.HMAC}}", signed: "{{timestamp}}.{{body}}"}
+                    body: {json: {a: [{b: {$value: secrets.COPIED}}], c: "{{#secrets.SECTION}}x{{/secrets.SECTION}}", d: "https://secrets.example.com/"}}
+
+                """,
+        ])
+        let provider = try #require(try directory.load().get().providers(for: "hook").first)
+        #expect(provider.secretNames == ["COPIED", "HEADER_KEY", "HMAC", "HOST", "SECTION"])
     }
 
     @Test func aMissingDirectoryPartIsEmptyNotAnError() throws {

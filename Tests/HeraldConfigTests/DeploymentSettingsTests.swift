@@ -1,6 +1,8 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldProviderModel
+import HeraldTemplating
 import Testing
 
 /// Channel settings (issue 8, defect 3): the shipped channels are pointed at a server through the
@@ -18,13 +20,13 @@ import Testing
     struct NoSMTPProvider: Error {}
 
     static func smtp(_ snapshot: ConfigSnapshot) throws -> SMTPProviderSpec {
-        guard case .smtp(let spec)? = snapshot.registry["email"]?.providers.first?.transport else { throw NoSMTPProvider() }
+        guard case .smtp(let spec)? = snapshot.providers(for: "email").first?.transport else { throw NoSMTPProvider() }
         return spec
     }
 
     static func httpURL(_ snapshot: ConfigSnapshot, _ channel: String) -> String? {
-        guard case .http(let spec)? = snapshot.registry[channel]?.providers.first?.transport else { return nil }
-        return spec.url.source
+        guard case .http(let spec)? = snapshot.providers(for: channel).first?.transport else { return nil }
+        return spec.url.source.source
     }
 
     static func errors(_ result: Result<ConfigSnapshot, ConfigErrors>) -> [String] {
@@ -36,7 +38,7 @@ import Testing
     func defaults() throws {
         let snapshot = try Self.shipped([:]).get()
         let smtp = try Self.smtp(snapshot)
-        #expect(smtp.url.source == "smtp://localhost:587")
+        #expect(smtp.url.source.source == "smtp://localhost:587")
         #expect(smtp.startTLS == .required)
         #expect(smtp.caFile == nil)
         #expect(Self.httpURL(snapshot, "matrix")?.hasPrefix("https://matrix-client.matrix.org/_matrix/client/v3/rooms/") == true)
@@ -53,14 +55,14 @@ import Testing
             "MATRIX_HOMESERVER_URL": "https://matrix.bücher.test:8448/", "KANNEL_URL": "http://10.0.0.7:13013",
         ]).get()
         let smtp = try Self.smtp(snapshot)
-        #expect(smtp.url.source == "smtp://127.0.0.1:2525")
+        #expect(smtp.url.source.source == "smtp://127.0.0.1:2525")
         #expect(smtp.startTLS == .opportunistic)
         #expect(smtp.caFile == ca)
         // A trailing slash is dropped; a non-ASCII host becomes its A-label.
         #expect(Self.httpURL(snapshot, "matrix")?.hasPrefix("https://matrix.xn--bcher-kva.test:8448/_matrix/client/v3/rooms/") == true)
         #expect(Self.httpURL(snapshot, "sms-kannel")?.hasPrefix("http://10.0.0.7:13013/cgi-bin/sendsms?") == true)
         // IPv6 hosts are bracketed.
-        #expect(try Self.smtp(try Self.shipped(["SMTP_HOST": "::1"]).get()).url.source == "smtp://[::1]:587")
+        #expect(try Self.smtp(try Self.shipped(["SMTP_HOST": "::1"]).get()).url.source.source == "smtp://[::1]:587")
     }
 
     @Test("settings come from the secrets directory and NAME_FILE too; a change is a new version")
@@ -71,10 +73,10 @@ import Testing
         try "mail.internal\n".write(toFile: directory + "/SMTP_HOST", atomically: true, encoding: .utf8)
         try "465\n".write(toFile: directory + "/port", atomically: true, encoding: .utf8)
         let first = try Self.shipped(["SMTP_PORT_FILE": directory + "/port", "SMTP_SCHEME": "smtps"], secretsDirectory: directory).get()
-        #expect(try Self.smtp(first).url.source == "smtps://mail.internal:465")
+        #expect(try Self.smtp(first).url.source.source == "smtps://mail.internal:465")
         try "mail2.internal\n".write(toFile: directory + "/SMTP_HOST", atomically: true, encoding: .utf8)
         let second = try Self.shipped(["SMTP_PORT_FILE": directory + "/port", "SMTP_SCHEME": "smtps"], secretsDirectory: directory).get()
-        #expect(try Self.smtp(second).url.source == "smtps://mail2.internal:465")
+        #expect(try Self.smtp(second).url.source.source == "smtps://mail2.internal:465")
         #expect(first.version != second.version)
     }
 

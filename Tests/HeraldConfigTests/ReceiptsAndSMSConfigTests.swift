@@ -1,6 +1,8 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldProviderModel
+import HeraldTemplating
 import Testing
 
 /// `sms:`, `receipts:`, `response.throttled`/`retry_after` and `rate_burst` in channel files.
@@ -25,20 +27,23 @@ import Testing
     @Test func theShippedChannelsDeclareWhatTheDefectsNeeded() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let snapshot = try ConfigLoader(directory: root.path).load().get()
-        let kannel = try #require(snapshot.registry["sms-kannel"]?.providers.first)
+        let kannel = try #require(snapshot.providers(for: "sms-kannel").first)
         #expect(kannel.sms == SMSProviderSettings(maxParts: 10, coding: [.gsm7: "0", .ucs2: "2"]))
-        #expect(kannel.receipts?.verification == .deliveryToken)
+        guard case .deliveryToken? = kannel.receipts?.verification else {
+            Issue.record("sms-kannel checks the delivery token")
+            return
+        }
         #expect(kannel.receipts?.statuses["1"] == .delivered)
         #expect(kannel.receipts?.urlParameters.first == .init(name: "status", value: "%d"))
-        let twilio = try #require(snapshot.registry["sms-twilio"]?.providers.first)
+        let twilio = try #require(snapshot.providers(for: "sms-twilio").first)
         guard case .twilioSignature(let token)? = twilio.receipts?.verification else {
             Issue.record("sms-twilio verifies Twilio's signature")
             return
         }
-        #expect(token.source == "{{secrets.TWILIO_AUTH_TOKEN}}")
+        #expect(token.source.source == "{{secrets.TWILIO_AUTH_TOKEN}}")
         let matrix = try #require(snapshot.registry["matrix"])
         #expect(matrix.rateLimit == RateLimit(count: 12, per: .seconds(60), burst: 10))
-        guard case .http(let http)? = matrix.providers.first?.transport else {
+        guard case .http(let http)? = snapshot.providers(for: "matrix").first?.transport else {
             Issue.record("matrix is http")
             return
         }
@@ -64,7 +69,7 @@ import Testing
         let snapshot = try directory.load().get()
         let channel = try #require(snapshot.registry["sms"])
         #expect(channel.rateLimit?.burst == 10)
-        let provider = try #require(channel.providers.first)
+        let provider = try #require(snapshot.providers(for: "sms").first)
         #expect(provider.sms?.maxParts == 6)
         #expect(provider.receipts?.statuses == ["DELIVRD": .delivered, "UNDELIV": .undelivered, "REJECTD": .undelivered])
         #expect(provider.receipts?.deliveryIDField == "data.ref")

@@ -1,6 +1,8 @@
 import Foundation
 import HeraldConfig
 import HeraldCore
+import HeraldProviderModel
+import HeraldTemplating
 import Testing
 
 @Suite struct WebPushConfigTests {
@@ -8,11 +10,12 @@ import Testing
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let text = try String(contentsOf: root.appendingPathComponent("channels.d/web-push.yaml"), encoding: .utf8)
         let directory = try ConfigDirectory(["channels.d/web-push.yaml": text])
-        let channel = try #require(try directory.load().get().registry["web-push"])
+        let snapshot = try directory.load().get()
+        let channel = try #require(snapshot.registry["web-push"])
         #expect(channel.category == .push)
         #expect(channel.recipient == RecipientField(name: "web_push", format: .webPushSubscription))
-        guard case .webPush(let push)? = channel.providers.first?.transport else {
-            Issue.record("expected a web_push provider, got \(channel.providers)")
+        guard case .webPush(let push)? = snapshot.providers(for: "web-push").first?.transport else {
+            Issue.record("expected a web_push provider, got \(snapshot.providers(for: "web-push").map(\.name))")
             return
         }
         #expect(push.ttl == .seconds(24 * 3600))
@@ -21,7 +24,7 @@ import Testing
         #expect(push.recordSize == 4096)
         #expect(push.padTo == 0)
         #expect(push.tokenLifetime == .seconds(12 * 3600))
-        #expect(push.privateKey.source == "{{secrets.WEB_PUSH_VAPID_PRIVATE_KEY}}")
+        #expect(push.privateKey.source.source == "{{secrets.WEB_PUSH_VAPID_PRIVATE_KEY}}")
         guard case .json = push.payload else {
             Issue.record("expected a JSON payload")
             return

@@ -208,7 +208,8 @@ import Testing
         job.to = ["webhook_url": "https://example.test/x"]
         #expect(DeliveryEngine.destinationKey(job, channel: channel) == "example.test:443")
         #expect(channel.maxInFlightPerHost == 16)
-        #expect(DeliveryEngine.lease(for: channel) == .seconds(20))
+        #expect(DeliveryEngine.lease(for: channel, providers: 0) == .seconds(20))
+        #expect(DeliveryEngine.lease(for: channel, providers: 3) == .seconds(50))
     }
 }
 

@@ -47,7 +47,7 @@ struct SQLGenerationTests {
     }
 
     @Test func jsonText() {
-        #expect(JSONText.serialize(["b": [1, 2.5, .null, true], "a": "q\"\\\n\u{1}é"]) == #"{"a":"q\"\\\n\u0001é","b":[1,2.5,null,true]}"#)
-        #expect(JSONText.serialize(1e20) == "1e+20")
+        #expect(JSONWriter.string(["b": [1, 2.5, .null, true], "a": "q\"\\\n\u{1}é"]) == #"{"a":"q\"\\\n\u0001é","b":[1,2.5,null,true]}"#)
+        #expect(JSONWriter.string(1e20) == "1e+20")
     }
 }

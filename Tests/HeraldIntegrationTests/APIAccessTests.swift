@@ -166,6 +166,11 @@ struct APIAccessTests {
             let docs = try await open.execute(uri: "/docs", method: .get)
             #expect(docs.status == .ok)
             #expect(docs.headers[.contentType]?.hasPrefix("text/html") == true)
+            // A query parameter with U+0000 is the client's error, not the database's (was a 500).
+            for path in ["/v1/deadletters?channel=a%00b", "/v1/notifications?template=%00"] {
+                let nul = try await herald.client.execute(uri: path, method: .get)
+                #expect(nul.status == .badRequest, "\(path)")
+            }
             // A described path asked with another method: 405 naming the methods it has.
             let wrong = try await herald.client.execute(uri: "/v1/notifications/batch", method: .get)
             #expect(wrong.status == .methodNotAllowed)

@@ -64,7 +64,7 @@ struct AuditQueryTests {
             n.created.append(time(created))
             n.versions.append(pick(["v1", "v2"]))
             n.keys.append(index % 3 == 0 ? "" : "key-\(index)")
-            n.requests.append(JSONText.serialize(.object(request)))
+            n.requests.append(JSONWriter.string(.object(request)))
             for _ in 0..<(1 + Int(random.next() % 2)) {
                 let deliveryID = UUID()
                 let channel = pick(channels)
@@ -307,7 +307,7 @@ struct AuditQueryTests {
                     let expected = documents.filter { bound.matches($0) }
                     // Ids first: a readable failure; then the whole documents.
                     let ids = Set(items.map { Self.idText($0["id"]) }), expectedIDs = Set(expected.map { Self.idText($0["id"]) })
-                    #expect(ids == expectedIDs, "\(collection) \(JSONText.serialize(filter))\nSQL: \(bound.sql().sql)")
+                    #expect(ids == expectedIDs, "\(collection) \(JSONWriter.string(filter))\nSQL: \(bound.sql().sql)")
                     if ids == expectedIDs { #expect(Set(items) == Set(expected)) }
                     #expect(ids.isDisjoint(with: b.ids(collection)))
                     compared += 1

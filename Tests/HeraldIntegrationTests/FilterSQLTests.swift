@@ -307,7 +307,7 @@ struct FilterSQLTests {
                 let document = RandomFilters.filter(depth: 2, &random)
                 let filter: Filter
                 do { filter = try Filter(document) } catch { continue }  // e.g. an $in with no literals
-                try await Self.expectAgreement(filter, client: client, table: table, label: JSONText.serialize(document))
+                try await Self.expectAgreement(filter, client: client, table: table, label: JSONWriter.string(document))
                 compared += 1
                 let matched = Self.documents.count(where: { filter.matches($0.1) })
                 if matched > 0, matched < Self.documents.count { selective += 1 }

@@ -2,7 +2,9 @@ import Foundation
 import HeraldConfig
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
+import HeraldTemplating
 import Logging
 import Testing
 
@@ -69,9 +71,9 @@ struct MailServerTests {
             name: name,
             transport: .smtp(
                 SMTPProviderSpec(
-                    url: TemplateText(url), startTLS: startTLS, username: nil, password: nil,
-                    from: TemplateText("Herald <herald@example.test>"), caFile: caFile)))
-        return try ProviderClient(
+                    url: try CompiledTemplate(TemplateText(url), escaping: .text), startTLS: startTLS, username: nil, password: nil,
+                    from: try CompiledTemplate(TemplateText("Herald <herald@example.test>"), escaping: .text), caFile: caFile)))
+        return ProviderClient(
             spec: spec, runtime: runtime, secrets: SecretResolver(environment: [:], secretsDirectory: "/nonexistent-herald-secrets"),
             restrictToPublicAddresses: false, timeout: .seconds(10), logger: logger)
     }
@@ -140,8 +142,8 @@ struct MailServerTests {
         }
         func client(runtime: CurlRuntime) throws -> ProviderClient {
             let snapshot = try ConfigLoader(directory: directory.path).load().get()
-            let spec = try #require(snapshot.registry["mail"]?.providers.first)
-            return try ProviderClient(
+            let spec = try #require(snapshot.providers(for: "mail").first)
+            return ProviderClient(
                 spec: spec, runtime: runtime, secrets: SecretResolver(environment: [:], secretsDirectory: "/nonexistent-herald-secrets"),
                 restrictToPublicAddresses: false, timeout: .seconds(10), logger: Self.logger)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
 import Testing
 
@@ -16,8 +17,8 @@ struct AttemptTests {
                 Fixtures.http(
                     url: server.url("/2010-04-01/Accounts/{{secrets.SID}}/Messages.json"),
                     headers: [("Accept", "application/json")],
-                    body: .form([.init(name: "To", value: TemplateText("{{to.phone}}")), .init(name: "Body", value: TemplateText("{{message.text}}"))]),
-                    auth: .basic(username: TemplateText("{{secrets.SID}}"), password: TemplateText("{{secrets.TOKEN}}")),
+                    body: .form([.init(name: "To", value: Fixtures.t("{{to.phone}}")), .init(name: "Body", value: Fixtures.t("{{message.text}}"))]),
+                    auth: .basic(username: Fixtures.t("{{secrets.SID}}"), password: Fixtures.t("{{secrets.TOKEN}}")),
                     response: .init(messageIDPath: "sid")),
                 runtime: runtime, secrets: ["SID": "AC1", "TOKEN": "t"])
             #expect(client.name == "test-http")
@@ -48,7 +49,7 @@ struct AttemptTests {
         defer { server.stop() }
         let result = try await Fixtures.withRuntime { runtime in
             try await Fixtures.client(
-                Fixtures.http(url: server.url("/x"), auth: .bearer(token: TemplateText("{{secrets.NOT_THERE}}"))), runtime: runtime
+                Fixtures.http(url: server.url("/x"), auth: .bearer(token: Fixtures.t("{{secrets.NOT_THERE}}"))), runtime: runtime
             ).attempt(Fixtures.job(), recipientField: "email")
         }
         #expect(result == ProviderResult(outcome: .permanentFailure, error: "secret NOT_THERE is not set"))

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
 import Testing
 import _CryptoExtras
@@ -15,7 +16,7 @@ struct AuthTests {
         let basic = try Fixtures.client(
             Fixtures.http(
                 url: "https://api.example.com/x",
-                auth: .basic(username: TemplateText("{{secrets.SID}}"), password: TemplateText("{{secrets.TOKEN}}"))),
+                auth: .basic(username: Fixtures.t("{{secrets.SID}}"), password: Fixtures.t("{{secrets.TOKEN}}"))),
             secrets: ["SID": "AC123", "TOKEN": "p:ss\nword"])
         let request = try await basic.buildRequest(for: Fixtures.job(), now: Fixtures.now)
         let value = try #require(Fixtures.header(request, "Authorization"))
@@ -26,7 +27,7 @@ struct AuthTests {
         let bearer = try Fixtures.client(
             Fixtures.http(
                 url: "https://api.example.com/x", headers: [("authorization", "Token configured")],
-                auth: .bearer(token: TemplateText("{{secrets.TOKEN}}"))),
+                auth: .bearer(token: Fixtures.t("{{secrets.TOKEN}}"))),
             secrets: ["TOKEN": "xoxb-1\r\nX-Evil: 1"])
         let bearerRequest = try await bearer.buildRequest(for: Fixtures.job(), now: Fixtures.now)
         #expect(bearerRequest.headers.filter { $0.name.lowercased() == "authorization" }.map(\.value) == ["Bearer xoxb-1X-Evil: 1"])
@@ -44,10 +45,10 @@ struct AuthTests {
     func hmac(algorithm: HTTPProviderSpec.HMACAuth.Algorithm, encoding: HTTPProviderSpec.HMACAuth.Encoding, expected: String) async throws {
         let client = try Fixtures.client(
             Fixtures.http(
-                url: "https://api.example.com/x", body: .text(TemplateText("what do ya want for nothing?"), contentType: "text/plain"),
+                url: "https://api.example.com/x", body: .text(Fixtures.t("what do ya want for nothing?"), contentType: "text/plain"),
                 auth: .hmac(
                     .init(
-                        header: "X-Signature", secret: TemplateText("{{secrets.HMAC_KEY}}"), algorithm: algorithm, encoding: encoding,
+                        header: "X-Signature", secret: Fixtures.t("{{secrets.HMAC_KEY}}"), algorithm: algorithm, encoding: encoding,
                         prefix: "sha=", signed: nil))),
             secrets: ["HMAC_KEY": "Jefe"])
         let request = try await client.buildRequest(for: Fixtures.job(), now: Fixtures.now)
@@ -62,8 +63,8 @@ struct AuthTests {
                 url: "https://api.example.com/x", body: .json(.object([.init(key: "a", value: .literal(1))])),
                 auth: .hmac(
                     .init(
-                        header: "X-Slack-Signature", secret: TemplateText("{{secrets.KEY}}"), algorithm: .sha256, encoding: .hex,
-                        prefix: "v0=", signed: TemplateText("v0:{{timestamp}}:{{body}}")))),
+                        header: "X-Slack-Signature", secret: Fixtures.t("{{secrets.KEY}}"), algorithm: .sha256, encoding: .hex,
+                        prefix: "v0=", signed: Fixtures.t("v0:{{timestamp}}:{{body}}")))),
             secrets: ["KEY": "s3cret"])
         let request = try await client.buildRequest(for: Fixtures.job(), now: Fixtures.now)
         let expected = HMAC<SHA256>.authenticationCode(
@@ -85,8 +86,8 @@ struct AuthTests {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         let client = try Fixtures.client(
             Fixtures.http(
-                url: "{{to.webhook_url}}", body: .json(.object([.init(key: "text", value: .template(TemplateText("{{message.text}}")))])),
-                auth: .standardWebhooks(secret: TemplateText("{{secrets.WEBHOOK_SECRET}}"))),
+                url: "{{to.webhook_url}}", body: .json(.object([.init(key: "text", value: .template(Fixtures.t("{{message.text}}")))])),
+                auth: .standardWebhooks(secret: Fixtures.t("{{secrets.WEBHOOK_SECRET}}"))),
             secrets: ["WEBHOOK_SECRET": secret])
         let job = Fixtures.job(to: ["webhook_url": "https://hooks.example.com/in"])
         let first = try await client.buildRequest(for: job, now: Fixtures.now)
@@ -109,7 +110,7 @@ struct AuthTests {
         }
 
         let bad = try Fixtures.client(
-            Fixtures.http(url: "https://x.example.com", auth: .standardWebhooks(secret: TemplateText("{{secrets.S}}"))),
+            Fixtures.http(url: "https://x.example.com", auth: .standardWebhooks(secret: Fixtures.t("{{secrets.S}}"))),
             secrets: ["S": "whsec_tooshort"])
         let result = await bad.attempt(job, recipientField: "webhook_url")
         #expect(result.outcome == .permanentFailure)
@@ -122,10 +123,10 @@ struct AuthTests {
             Fixtures.http(
                 url: "https://api.sandbox.push.apple.com/3/device/{{to.device_token}}",
                 headers: [("apns-topic", "com.example.app"), ("apns-push-type", "alert")],
-                body: .json(.object([.init(key: "aps", value: .object([.init(key: "alert", value: .template(TemplateText("{{message.title}}")))]))])),
+                body: .json(.object([.init(key: "aps", value: .object([.init(key: "alert", value: .template(Fixtures.t("{{message.title}}")))]))])),
                 auth: .apnsJWT(
-                    keyID: TemplateText("{{secrets.APNS_KEY_ID}}"), teamID: TemplateText("{{secrets.APNS_TEAM_ID}}"),
-                    privateKey: TemplateText("{{secrets.APNS_KEY}}"))),
+                    keyID: Fixtures.t("{{secrets.APNS_KEY_ID}}"), teamID: Fixtures.t("{{secrets.APNS_TEAM_ID}}"),
+                    privateKey: Fixtures.t("{{secrets.APNS_KEY}}"))),
             secrets: ["APNS_KEY_ID": "ABC123DEFG", "APNS_TEAM_ID": "DEF123GHIJ", "APNS_KEY": key.pemRepresentation])
         let job = Fixtures.job(to: ["device_token": "a1b2c3"], message: MessageContent(title: "Hi"))
         let request = try await client.buildRequest(for: job, now: Fixtures.now)
@@ -159,7 +160,7 @@ struct AuthTests {
         let client = try Fixtures.client(
             Fixtures.http(
                 url: "https://api.push.apple.com/3/device/x",
-                auth: .apnsJWT(keyID: TemplateText("K"), teamID: TemplateText("T"), privateKey: TemplateText("{{secrets.APNS_KEY}}"))),
+                auth: .apnsJWT(keyID: Fixtures.t("K"), teamID: Fixtures.t("T"), privateKey: Fixtures.t("{{secrets.APNS_KEY}}"))),
             secrets: ["APNS_KEY": "not a key"])
         let result = await client.attempt(Fixtures.job(), recipientField: "email")
         #expect(result.outcome == .permanentFailure)
@@ -219,8 +220,8 @@ struct AuthTests {
             let client = try Fixtures.client(
                 Fixtures.http(
                     url: server.url("/v1/projects/project/messages:send"),
-                    body: .json(.object([.init(key: "message", value: .object([.init(key: "token", value: .template(TemplateText("{{to.fcm_token}}")))]))])),
-                    auth: .googleServiceAccount(credentials: TemplateText("{{secrets.GOOGLE_CREDENTIALS}}"), scope: scope),
+                    body: .json(.object([.init(key: "message", value: .object([.init(key: "token", value: .template(Fixtures.t("{{to.fcm_token}}")))]))])),
+                    auth: .googleServiceAccount(credentials: Fixtures.t("{{secrets.GOOGLE_CREDENTIALS}}"), scope: scope),
                     response: .init(messageIDPath: "name")),
                 runtime: runtime, secrets: ["GOOGLE_CREDENTIALS": try Self.credentialsJSON(tokenURI: server.url("/token"))])
             let job = Fixtures.job(to: ["fcm_token": "device-1"])
@@ -259,7 +260,7 @@ struct AuthTests {
             let client = try Fixtures.client(
                 Fixtures.http(
                     url: server.url("/send"),
-                    auth: .googleServiceAccount(credentials: TemplateText("{{secrets.GOOGLE_CREDENTIALS}}"), scope: "s")),
+                    auth: .googleServiceAccount(credentials: Fixtures.t("{{secrets.GOOGLE_CREDENTIALS}}"), scope: "s")),
                 runtime: runtime, secrets: ["GOOGLE_CREDENTIALS": try Self.credentialsJSON(tokenURI: server.url("/token"))])
             let outcomes = await withTaskGroup(of: AttemptOutcome.self) { group in
                 for _ in 0..<4 { group.addTask { await client.attempt(Fixtures.job(), recipientField: "email").outcome } }
@@ -285,7 +286,7 @@ struct AuthTests {
                 let client = try Fixtures.client(
                     Fixtures.http(
                         url: server.url("/send"),
-                        auth: .googleServiceAccount(credentials: TemplateText("{{secrets.GOOGLE_CREDENTIALS}}"), scope: "s")),
+                        auth: .googleServiceAccount(credentials: Fixtures.t("{{secrets.GOOGLE_CREDENTIALS}}"), scope: "s")),
                     runtime: runtime, secrets: ["GOOGLE_CREDENTIALS": try Self.credentialsJSON(tokenURI: server.url(path))])
                 let result = await client.attempt(Fixtures.job(), recipientField: "email")
                 #expect(result.outcome == outcome)

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
 import Testing
 

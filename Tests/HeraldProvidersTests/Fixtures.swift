@@ -2,7 +2,9 @@ import Testing
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
+import HeraldTemplating
 import Logging
 
 enum Fixtures {
@@ -32,15 +34,30 @@ enum Fixtures {
             name: "test-http",
             transport: .http(
                 HTTPProviderSpec(
-                    method: method, url: TemplateText(url), headers: headers.map { ($0.0, TemplateText($0.1)) }, body: body,
+                    method: method, url: t(url, .url(for: TemplateText(url))),
+                    headers: headers.map { .init(name: $0.0, value: t($0.1, .header)) }, body: body,
                     auth: auth, response: response)))
+    }
+
+    /// A template compiled as the configuration loader would for where it lands (a test's templates are valid).
+    static func t(_ source: String, _ escaping: Escaping = .text) -> CompiledTemplate {
+        do {
+            return try CompiledTemplate(TemplateText(source), escaping: escaping)
+        } catch {
+            fatalError("test template '\(source)': \(error)")
+        }
+    }
+
+    /// `body.text` with the escaping of its content type.
+    static func textBody(_ source: String, contentType: String) -> HTTPProviderSpec.Body {
+        .text(t(source, Escaping(contentType: contentType)), contentType: contentType)
     }
 
     static func client(
         _ spec: ProviderSpec, runtime: CurlRuntime = CurlRuntime(logger: logger), secrets: [String: String] = [:],
         timeout: Duration = .seconds(5)
     ) throws -> ProviderClient {
-        try ProviderClient(
+        ProviderClient(
             spec: spec, runtime: runtime, secrets: SecretResolver(environment: secrets, secretsDirectory: "/nonexistent-herald-secrets"),
             restrictToPublicAddresses: false, timeout: timeout, logger: logger)
     }

@@ -1,7 +1,9 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
+import HeraldTemplating
 import Logging
 import Testing
 
@@ -13,12 +15,13 @@ struct SMSAndReceiptsRequestTests {
         + "{{#receipts}}&dlr-mask=27&dlr-url={{receipts.url}}{{/receipts}}"
 
     static func kannel(receipts: ReceiptLinks?) throws -> ProviderClient {
-        var spec = Fixtures.http(method: "GET", url: kannelURL)
-        spec.sms = SMSProviderSettings(maxParts: 3, coding: [.gsm7: "0", .ucs2: "2"])
-        spec.receipts = ReceiptSpec(
-            verification: .deliveryToken, urlParameters: [.init(name: "status", value: "%d")], statusField: "status",
-            statuses: ["1": .delivered])
-        return try ProviderClient(
+        let http = Fixtures.http(method: "GET", url: kannelURL)
+        let spec = ProviderSpec(
+            name: http.name, transport: http.transport, sms: SMSProviderSettings(maxParts: 3, coding: [.gsm7: "0", .ucs2: "2"]),
+            receipts: ReceiptSpec(
+                verification: .deliveryToken, urlParameters: [.init(name: "status", value: "%d")], statusField: "status",
+                statuses: ["1": .delivered]))
+        return ProviderClient(
             spec: spec, runtime: CurlRuntime(logger: Fixtures.logger), secrets: SecretResolver(environment: [:], secretsDirectory: ""),
             restrictToPublicAddresses: false, timeout: .seconds(5), logger: Fixtures.logger, receiptLinks: receipts)
     }
@@ -72,8 +75,8 @@ struct SMSAndReceiptsRequestTests {
             Fixtures.http(
                 url: "https://api.example.com/Messages.json",
                 body: .form([
-                    .init(name: "Body", value: TemplateText("{{message.text}}")),
-                    .init(name: "StatusCallback", value: TemplateText("{{receipts.url}}")),
+                    .init(name: "Body", value: Fixtures.t("{{message.text}}")),
+                    .init(name: "StatusCallback", value: Fixtures.t("{{receipts.url}}")),
                 ])))
         let request = try await client.buildRequest(for: Fixtures.job(), now: Fixtures.now)
         #expect(String(decoding: request.body, as: UTF8.self) == "Body=Hi+there")

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
 import Testing
 
@@ -11,7 +12,7 @@ struct SMTPTests {
             name: "relay",
             transport: .smtp(
                 SMTPProviderSpec(
-                    url: TemplateText(url), startTLS: .none, username: nil, password: nil, from: TemplateText(from))))
+                    url: Fixtures.t(url), startTLS: .none, username: nil, password: nil, from: Fixtures.t(from))))
     }
 
     /// Splits a message into its header fields (unfolded) and body.

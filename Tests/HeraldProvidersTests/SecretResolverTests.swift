@@ -1,4 +1,5 @@
 import Foundation
+import HeraldProviderModel
 import HeraldCore
 import HeraldProviders
 import Testing

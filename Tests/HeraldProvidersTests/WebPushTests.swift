@@ -2,7 +2,9 @@ import Crypto
 import Foundation
 import HeraldCore
 import HeraldHTTPRuntime
+import HeraldProviderModel
 import HeraldProviders
+import HeraldTemplating
 import Testing
 
 /// RFC 8291 (aes128gcm payload encryption) and RFC 8292 (VAPID) as Herald implements them. The
@@ -194,13 +196,13 @@ struct WebPushTests {
             ProviderSpec(
                 name: "vapid",
                 transport: .webPush(WebPushProviderSpec(
-                    subject: TemplateText("{{secrets.VAPID_SUBJECT}}"), privateKey: TemplateText("{{secrets.VAPID_KEY}}"),
+                    subject: Fixtures.t("{{secrets.VAPID_SUBJECT}}"), privateKey: Fixtures.t("{{secrets.VAPID_KEY}}"),
                     payload: .json(.object([
-                        .init(key: "title", value: .template(TemplateText("{{message.subject}}"))),
-                        .init(key: "body", value: .template(TemplateText("{{message.text}}"))),
-                        .init(key: "id", value: .template(TemplateText("{{notification_id}}"))),
+                        .init(key: "title", value: .template(Fixtures.t("{{message.subject}}"))),
+                        .init(key: "body", value: .template(Fixtures.t("{{message.text}}"))),
+                        .init(key: "id", value: .template(Fixtures.t("{{notification_id}}"))),
                     ])),
-                    ttl: ttl, urgency: urgency, topic: topic.map { TemplateText($0) }))),
+                    ttl: ttl, urgency: urgency, topic: topic.map { Fixtures.t($0, .header) }))),
             secrets: secrets)
     }
 

@@ -1,6 +1,8 @@
 import Foundation
 import HeraldCore
+import HeraldProviderModel
 import HeraldProviders
+import HeraldTemplating
 import HeraldReceipts
 import Testing
 
@@ -51,12 +53,12 @@ struct ReceiptReaderTests {
         statusField: "status", detailField: "reply", statuses: ["1": .delivered, "2": .undelivered, "16": .undelivered])
 
     static let twilio = ReceiptSpec(
-        verification: .twilioSignature(authToken: TemplateText("{{secrets.TWILIO_AUTH_TOKEN}}")), statusField: "MessageStatus",
+        verification: .twilioSignature(authToken: try! CompiledTemplate(TemplateText("{{secrets.TWILIO_AUTH_TOKEN}}"), escaping: .text)), statusField: "MessageStatus",
         messageIDField: "MessageSid", detailField: "ErrorCode",
         statuses: ["delivered": .delivered, "undelivered": .undelivered, "failed": .failed])
 
     static let signed = ReceiptSpec(
-        verification: .standardWebhooks(secret: TemplateText("{{secrets.RECEIPTS_SECRET}}")), statusField: "data.status",
+        verification: .standardWebhooks(secret: try! CompiledTemplate(TemplateText("{{secrets.RECEIPTS_SECRET}}"), escaping: .text)), statusField: "data.status",
         messageIDField: "data.message_id", deliveryIDField: "data.client_ref", statuses: ["DELIVRD": .delivered])
 
     static let secrets = SecretResolver(
@@ -74,7 +76,7 @@ struct ReceiptReaderTests {
     }
 
     @Test func aKannelReportWithItsTokenNamesTheDeliveryAndStatus() throws {
-        let reader = try ReceiptReader(channel: "sms-kannel", provider: "kannel", spec: Self.kannel)
+        let reader = ReceiptReader(channel: "sms-kannel", provider: "kannel", spec: Self.kannel)
         let delivered = try reader.read(Self.kannelCallback(status: "1"), links: Self.links, secrets: Self.secrets, now: Date())
         #expect(delivered.deliveryID == Self.delivery)
         #expect(delivered.providerStatus == "1")
@@ -85,7 +87,7 @@ struct ReceiptReaderTests {
     }
 
     @Test func aForgedOrMovedTokenIsRefused() throws {
-        let reader = try ReceiptReader(channel: "sms-kannel", provider: "kannel", spec: Self.kannel)
+        let reader = ReceiptReader(channel: "sms-kannel", provider: "kannel", spec: Self.kannel)
         #expect(throws: ReceiptRejection.self) {
             try reader.read(Self.kannelCallback(status: "1", token: "AAAAAAAAAAAAAAAAAAAAAA"), links: Self.links, secrets: Self.secrets, now: Date())
         }
@@ -99,7 +101,7 @@ struct ReceiptReaderTests {
             #expect(error.kind == .forbidden)
         }
         // The token is bound to the route's channel and provider too.
-        let elsewhere = try ReceiptReader(channel: "sms", provider: "kannel", spec: Self.kannel)
+        let elsewhere = ReceiptReader(channel: "sms", provider: "kannel", spec: Self.kannel)
         #expect(throws: ReceiptRejection.self) {
             try elsewhere.read(Self.kannelCallback(status: "1"), links: Self.links, secrets: Self.secrets, now: Date())
         }
@@ -128,7 +130,7 @@ struct ReceiptReaderTests {
     }
 
     @Test func twilioCallbacksNeedTheAccountsSignature() throws {
-        let reader = try ReceiptReader(channel: "sms-twilio", provider: "twilio", spec: Self.twilio)
+        let reader = ReceiptReader(channel: "sms-twilio", provider: "twilio", spec: Self.twilio)
         let receipt = try reader.read(Self.twilioCallback(signedWith: "itest-auth-token"), links: Self.links, secrets: Self.secrets, now: Date())
         #expect(receipt.deliveryID == Self.delivery)
         #expect(receipt.providerMessageID == "SM0123456789abcdef0123456789abcdef")
@@ -153,7 +155,7 @@ struct ReceiptReaderTests {
     }
 
     @Test func standardWebhooksReceiptsAreCheckedOverTheExactBody() throws {
-        let reader = try ReceiptReader(channel: "sms-vonage", provider: "vonage", spec: Self.signed)
+        let reader = ReceiptReader(channel: "sms-vonage", provider: "vonage", spec: Self.signed)
         let key = StandardWebhooks.key(fromSecret: Self.secrets.value("RECEIPTS_SECRET")!)!
         let body = Array(#"{"type":"message.status","data":{"status":"DELIVRD","client_ref":"0190f4c6-0000-7000-8000-000000000001","message_id":"m-1"}}"#.utf8)
         let now = Date()

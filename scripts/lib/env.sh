@@ -55,6 +55,13 @@ HERALD_KANNEL_SMSC_PORT="${HERALD_KANNEL_SMSC_PORT:-10003}"
 # Herald's own Synapse (scripts/lib/synapse.sh): Matrix client API.
 HERALD_SYNAPSE_PORT="${HERALD_SYNAPSE_PORT:-8000}"
 
+# scripts/bench: its own durable PostgreSQL and RabbitMQ node, gateways on BASE+0.., the sink.
+HERALD_BENCH_PG_PORT="${HERALD_BENCH_PG_PORT:-16432}"             # PostgreSQL, fsync and synchronous_commit on
+HERALD_BENCH_AMQP_PORT="${HERALD_BENCH_AMQP_PORT:-5690}"          # RabbitMQ node heraldbench@localhost
+HERALD_BENCH_AMQP_DIST_PORT="${HERALD_BENCH_AMQP_DIST_PORT:-25690}"
+HERALD_BENCH_HTTP_BASE="${HERALD_BENCH_HTTP_BASE:-8190}"          # gateway N (0-3) on BASE+N
+HERALD_BENCH_SINK_PORT="${HERALD_BENCH_SINK_PORT:-9190}"          # herald sink, the webhook receiver
+
 # Enable RabbitMQ's management plugin (UI + HTTP API on $HERALD_AMQP_MGMT_PORT)? It adds ~3 s to
 # a cold start and ~50 MB of memory, so it is on for developers and off in CI.
 if [[ -z "${HERALD_RABBITMQ_MANAGEMENT:-}" ]]; then
@@ -90,6 +97,7 @@ export HERALD_ROOT HERALD_RUN_DIR HERALD_CONFIG_DIR \
   HERALD_KANNEL_SENDSMS_PORT HERALD_KANNEL_ADMIN_PORT HERALD_KANNEL_BOX_PORT HERALD_KANNEL_SMSC_PORT HERALD_KANNEL_DIR \
   HERALD_KANNEL_USERNAME HERALD_KANNEL_PASSWORD \
   HERALD_SYNAPSE_PORT HERALD_SYNAPSE_DIR HERALD_SYNAPSE_USER HERALD_SYNAPSE_PASSWORD \
+  HERALD_BENCH_PG_PORT HERALD_BENCH_AMQP_PORT HERALD_BENCH_AMQP_DIST_PORT HERALD_BENCH_HTTP_BASE HERALD_BENCH_SINK_PORT \
   HERALD_POSTGRES_URL HERALD_TEST_POSTGRES_URL HERALD_AMQP_URL
 
 # --- toolchain --------------------------------------------------------------------------------

@@ -1,30 +1,22 @@
-/// A template's source text, and where it came from (for error messages).
-public struct TemplateText: Sendable, Hashable {
-    public var source: String
-    /// `file:line:column` of the value in the configuration.
-    public var location: String
+import Foundation
+import HeraldCore
+import HeraldTemplating
 
-    public init(_ source: String, location: String = "") {
-        self.source = source
-        self.location = location
-    }
-}
+/// One way a channel can deliver, tried in order: read from the channel's YAML and compiled once, at
+/// load (every template with the escaping of the place its value lands), then carried by the
+/// configuration snapshot to the workers, which only render it.
+public struct ProviderSpec: Sendable {
+    public let name: String
+    public let transport: Transport
+    /// The secrets its templates refer to, sorted (the first missing one is reported).
+    public let secretNames: [String]
 
-/// What a channel renders from a template: which part of a template it uses.
-public enum ChannelCategory: String, Sendable, Hashable, CaseIterable {
-    case email, sms, push, chat, webhook
-}
-
-/// One way a channel can deliver, tried in order.
-public struct ProviderSpec: Sendable, Hashable {
-    public var name: String
-    public var transport: Transport
     /// How the provider codes and splits SMS (`sms:`); nil for providers that don't send SMS.
-    public var sms: SMSProviderSettings?
+    public let sms: SMSProviderSettings?
     /// How the provider reports delivery (`receipts:`); nil when it doesn't.
-    public var receipts: ReceiptSpec?
+    public let receipts: ReceiptSpec?
 
-    public enum Transport: Sendable, Hashable {
+    public enum Transport: Sendable {
         case http(HTTPProviderSpec)
         case smtp(SMTPProviderSpec)
         case webPush(WebPushProviderSpec)
@@ -35,57 +27,52 @@ public struct ProviderSpec: Sendable, Hashable {
         self.transport = transport
         self.sms = sms
         self.receipts = receipts
-    }
-}
-
-/// What an SMS provider says about the messages it sends (`sms:` of a provider).
-public struct SMSProviderSettings: Sendable, Hashable {
-    /// Parts of a concatenated message it sends at most. Kannel cuts a longer text to its sendsms-user's
-    /// `max-messages` and still answers "Accepted": a text over this is refused instead of sent cut.
-    public var maxParts: Int
-    /// What `{{sms.coding}}` renders for each encoding (Kannel `coding`: 0 and 2; Vonage `type`: text and unicode).
-    public var coding: [SMSEncoding: String]
-
-    public init(maxParts: Int, coding: [SMSEncoding: String]) {
-        self.maxParts = maxParts
-        self.coding = coding
+        // Only what sending needs: a receipts secret is the gateway's (which checks callbacks), not the worker's.
+        self.secretNames = Self.secretNames(in: transport)
     }
 
-    /// Why `text` can't be sent whole through this provider, or nil when it can.
-    public func problem(with segmentation: SMSSegmentation) -> String? {
-        guard segmentation.partCount > maxParts else { return nil }
-        let unit = segmentation.encoding == .gsm7 ? "septets" : "UTF-16 units"
-        return "the text needs \(segmentation.partCount) SMS parts (\(segmentation.encoding.rawValue), \(segmentation.units) \(unit)); "
-            + "this provider sends at most \(maxParts)"
-    }
-}
-
-/// What a provider's status callback means for a delivery.
-public enum ReceiptOutcome: String, Sendable, Hashable, CaseIterable {
-    case delivered, undelivered, failed
-
-    /// The delivery status a receipt with this outcome moves a delivery to.
-    public var status: DeliveryStatus {
-        switch self {
-        case .delivered: .delivered
-        case .undelivered: .undelivered
-        case .failed: .failed
+    /// Every `secrets.NAME` a template or a `{$value: secrets.NAME}` of `transport` uses. Found by
+    /// walking the whole description, so a new field or auth kind needs nothing here.
+    static func secretNames(in transport: Transport) -> [String] {
+        var names = Set<String>()
+        func visit(_ value: Any) {
+            if let template = value as? CompiledTemplate {
+                names.formUnion(template.secretNames)
+                return
+            }
+            if case .contextValue(let path)? = value as? HTTPProviderSpec.BodyValue {
+                let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+                if parts.count >= 2, parts[0] == "secrets" { names.insert(String(parts[1])) }
+                return
+            }
+            if value is JSONValue { return }
+            for child in Mirror(reflecting: value).children { visit(child.value) }
         }
+        visit(transport)
+        return names.sorted()
     }
 }
 
 /// How a provider reports what became of a message (`receipts:` of a provider): how its callbacks
 /// to `/v1/receipts/{channel}/{provider}` are verified, where their fields are, what their statuses mean.
-public struct ReceiptSpec: Sendable, Hashable {
-    public enum Verification: Sendable, Hashable {
+public struct ReceiptSpec: Sendable {
+    public enum Verification: Sendable {
         /// The per-delivery token Herald puts in the callback URL (`{{receipts.url}}`) is the proof:
         /// only Herald and the provider it gave the URL to know it (Kannel's `dlr-url`).
         case deliveryToken
         /// `X-Twilio-Signature`: HMAC-SHA1, keyed with the account's auth token, of the full callback URL
         /// followed by every POST parameter's name and value in name order, base64.
-        case twilioSignature(authToken: TemplateText)
+        case twilioSignature(authToken: CompiledTemplate)
         /// Standard Webhooks: `webhook-id`, `webhook-timestamp` (within 5 minutes), `webhook-signature`.
-        case standardWebhooks(secret: TemplateText)
+        case standardWebhooks(secret: CompiledTemplate)
+
+        /// The secret the check needs (nil for the delivery token, whose key is Herald's own).
+        public var secret: CompiledTemplate? {
+            switch self {
+            case .deliveryToken: nil
+            case .twilioSignature(let template), .standardWebhooks(let template): template
+            }
+        }
     }
 
     public struct Parameter: Sendable, Hashable {
@@ -127,10 +114,11 @@ public struct ReceiptSpec: Sendable, Hashable {
 }
 
 /// An HTTP provider: a request described with templates, and how to read the answer.
-public struct HTTPProviderSpec: Sendable, Hashable {
+public struct HTTPProviderSpec: Sendable {
     public var method: String
-    public var url: TemplateText
-    public var headers: [(name: String, value: TemplateText)]
+    /// Compiled with `Escaping.url(for:)`: a URL that is exactly one value is taken whole.
+    public var url: CompiledTemplate
+    public var headers: [Field]
     public var body: Body?
     public var auth: Auth?
     public var response: ResponseRules
@@ -138,8 +126,8 @@ public struct HTTPProviderSpec: Sendable, Hashable {
     public var caFile: String?
 
     public init(
-        method: String, url: TemplateText, headers: [(name: String, value: TemplateText)], body: Body?, auth: Auth?,
-        response: ResponseRules, caFile: String? = nil
+        method: String, url: CompiledTemplate, headers: [Field], body: Body?, auth: Auth?, response: ResponseRules,
+        caFile: String? = nil
     ) {
         self.method = method
         self.url = url
@@ -150,46 +138,31 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         self.caFile = caFile
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.method == rhs.method && lhs.url == rhs.url && lhs.headers.map(\.name) == rhs.headers.map(\.name)
-            && lhs.headers.map(\.value) == rhs.headers.map(\.value) && lhs.body == rhs.body && lhs.auth == rhs.auth
-            && lhs.response == rhs.response && lhs.caFile == rhs.caFile
-    }
+    /// The URL is exactly one value (`{{to.webhook_url}}`): taken whole, not percent-encoded.
+    public var urlIsSingleValue: Bool { url.source.isSingleValue }
 
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(method)
-        hasher.combine(url)
-        for header in headers {
-            hasher.combine(header.name)
-            hasher.combine(header.value)
-        }
-        hasher.combine(body)
-        hasher.combine(auth)
-        hasher.combine(response)
-        hasher.combine(caFile)
-    }
-
-    public enum Body: Sendable, Hashable {
+    public enum Body: Sendable {
         /// A JSON structure whose string leaves are templates; serialised by Herald.
         case json(BodyValue)
         /// Form fields, each value a template; form-urlencoded by Herald.
-        case form([FormField])
-        /// A text template escaped for `contentType`.
-        case text(TemplateText, contentType: String)
+        case form([Field])
+        /// A text template escaped for `contentType` (`Escaping(contentType:)`).
+        case text(CompiledTemplate, contentType: String)
     }
 
-    public struct FormField: Sendable, Hashable {
+    /// A header or form field: a name and a template.
+    public struct Field: Sendable {
         public var name: String
-        public var value: TemplateText
-        public init(name: String, value: TemplateText) {
+        public var value: CompiledTemplate
+        public init(name: String, value: CompiledTemplate) {
             self.name = name
             self.value = value
         }
     }
 
     /// A node of a JSON body.
-    public indirect enum BodyValue: Sendable, Hashable {
-        case template(TemplateText)
+    public indirect enum BodyValue: Sendable {
+        case template(CompiledTemplate)
         /// A JSON value copied from the template context (`{$value: data.items}`).
         case contextValue(path: String)
         case literal(JSONValue)
@@ -198,7 +171,7 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         case object([BodyMember])
     }
 
-    public struct BodyMember: Sendable, Hashable {
+    public struct BodyMember: Sendable {
         public var key: String
         public var value: BodyValue
         public init(key: String, value: BodyValue) {
@@ -207,29 +180,31 @@ public struct HTTPProviderSpec: Sendable, Hashable {
         }
     }
 
-    public enum Auth: Sendable, Hashable {
-        case basic(username: TemplateText, password: TemplateText)
-        case bearer(token: TemplateText)
+    /// How a request is authenticated. A new kind is a case here, an entry in the parser's table
+    /// (`ProviderParser.authKinds`) and a branch of the signer (`ProviderClient.authHeaders`).
+    public enum Auth: Sendable {
+        case basic(username: CompiledTemplate, password: CompiledTemplate)
+        case bearer(token: CompiledTemplate)
         case hmac(HMACAuth)
-        case standardWebhooks(secret: TemplateText)
-        case googleServiceAccount(credentials: TemplateText, scope: String)
-        case apnsJWT(keyID: TemplateText, teamID: TemplateText, privateKey: TemplateText)
+        case standardWebhooks(secret: CompiledTemplate)
+        case googleServiceAccount(credentials: CompiledTemplate, scope: String)
+        case apnsJWT(keyID: CompiledTemplate, teamID: CompiledTemplate, privateKey: CompiledTemplate)
     }
 
-    public struct HMACAuth: Sendable, Hashable {
+    public struct HMACAuth: Sendable {
         public enum Algorithm: String, Sendable, Hashable { case sha1, sha256, sha512 }
         public enum Encoding: String, Sendable, Hashable { case hex, base64 }
         public var header: String
-        public var secret: TemplateText
+        public var secret: CompiledTemplate
         public var algorithm: Algorithm
         public var encoding: Encoding
         public var prefix: String
         /// What is signed; nil = the body bytes.
-        public var signed: TemplateText?
+        public var signed: CompiledTemplate?
 
         public init(
-            header: String, secret: TemplateText, algorithm: Algorithm, encoding: Encoding, prefix: String,
-            signed: TemplateText?
+            header: String, secret: CompiledTemplate, algorithm: Algorithm, encoding: Encoding, prefix: String,
+            signed: CompiledTemplate?
         ) {
             self.header = header
             self.secret = secret
@@ -305,18 +280,18 @@ public struct StatusSet: Sendable, Hashable {
 }
 
 /// An SMTP provider.
-public struct SMTPProviderSpec: Sendable, Hashable {
+public struct SMTPProviderSpec: Sendable {
     public enum StartTLS: String, Sendable, Hashable { case required, opportunistic, none }
-    public var url: TemplateText
+    public var url: CompiledTemplate
     public var startTLS: StartTLS
-    public var username: TemplateText?
-    public var password: TemplateText?
-    public var from: TemplateText
+    public var username: CompiledTemplate?
+    public var password: CompiledTemplate?
+    public var from: CompiledTemplate
     /// PEM file of the CAs trusted for STARTTLS / `smtps://` (a private CA); nil: the default.
     public var caFile: String?
 
     public init(
-        url: TemplateText, startTLS: StartTLS, username: TemplateText?, password: TemplateText?, from: TemplateText,
+        url: CompiledTemplate, startTLS: StartTLS, username: CompiledTemplate?, password: CompiledTemplate?, from: CompiledTemplate,
         caFile: String? = nil
     ) {
         self.url = url
@@ -326,20 +301,4 @@ public struct SMTPProviderSpec: Sendable, Hashable {
         self.from = from
         self.caFile = caFile
     }
-}
-
-/// A request rate, e.g. `30/s`, with the burst allowed after a quiet spell (`rate_burst`; default 1:
-/// attempts evenly spaced).
-public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
-    public var count: Int
-    public var per: Duration
-    public var burst: Int
-    public init(count: Int, per: Duration, burst: Int = 1) {
-        self.count = count
-        self.per = per
-        self.burst = max(1, burst)
-    }
-    /// Attempts a second.
-    public var perSecond: Double { Double(count) / per.timeInterval }
-    public var description: String { "\(count)/\(per)" + (burst > 1 ? " (burst \(burst))" : "") }
 }
