@@ -21,11 +21,16 @@ struct PeerHarness: Sendable {
     let baseURL: String
     let links: ReceiptLinks
     let suffix: String
+    let secrets: [String: String]
+
+    func secret(_ name: String) -> String { secrets[name] ?? "" }
 
     /// A shipped channel file, with text replacements (endpoints, rates) applied.
     struct Channel: Sendable {
         var file: String
         var replacing: [(String, String)] = []
+        /// Another channel made from the same file, under this name.
+        var rename: String?
     }
 
     func channel(_ shipped: String) -> String { "\(shipped)-\(suffix)" }
@@ -85,11 +90,12 @@ struct PeerHarness: Sendable {
             }
             var lines = text.components(separatedBy: "\n")
             if let index = lines.firstIndex(where: { $0.hasPrefix("name: ") }) {
-                let name = String(lines[index].dropFirst("name: ".count).prefix { !$0.isWhitespace })
+                let name = channel.rename ?? String(lines[index].dropFirst("name: ".count).prefix { !$0.isWhitespace })
                 lines[index] = "name: \(name)-\(suffix)"
             }
+            let file = channel.rename.map { "\($0).yaml" } ?? channel.file
             try lines.joined(separator: "\n").write(
-                to: configDirectory.appendingPathComponent("channels.d/\(channel.file)"), atomically: true, encoding: .utf8)
+                to: configDirectory.appendingPathComponent("channels.d/\(file)"), atomically: true, encoding: .utf8)
         }
         try FileManager.default.copyItem(
             at: root.appendingPathComponent("retry-policies.yaml"), to: configDirectory.appendingPathComponent("retry-policies.yaml"))
@@ -131,7 +137,7 @@ struct PeerHarness: Sendable {
                 _ = try await eventually("the gateway to be ready") {
                     (try? await client.execute("/readyz"))?.status == 200 ? true : nil
                 }
-                try await body(PeerHarness(client: client, baseURL: links.publicURL, links: links, suffix: suffix))
+                try await body(PeerHarness(client: client, baseURL: links.publicURL, links: links, suffix: suffix, secrets: secrets))
             } catch {
                 await services.triggerGracefulShutdown()
                 try? await group.waitForAll()
