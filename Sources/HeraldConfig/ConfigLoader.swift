@@ -71,7 +71,7 @@ public struct ConfigLoader: Sendable {
         let rules = routingDocument.map { parseRules($0, registry: registry) } ?? []
 
         guard diagnostics.errors.isEmpty else { return .failure(ConfigErrors(errors: diagnostics.errors)) }
-        let version = hasher.finalize().map { String(format: "%02x", $0) }.joined().prefix(12)
+        let version = Hex.encode(hasher.finalize()).prefix(12)
         return .success(ConfigSnapshot(
             version: String(version), registry: registry, providers: providers, templates: templates, rules: rules, policies: policies))
     }

@@ -49,15 +49,11 @@ public struct TraceContext: Sendable, Hashable, CustomStringConvertible {
 
     static func randomHex(bytes: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        var text = ""
+        var random: [UInt8]
         repeat {
-            text = ""
-            for _ in 0..<bytes {
-                let byte = UInt8.random(in: 0...255, using: &generator)
-                text += String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
-            }
-        } while text.allSatisfy { $0 == "0" }
-        return text
+            random = (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        } while random.allSatisfy { $0 == 0 }
+        return Hex.encode(random)
     }
 }
 

@@ -59,7 +59,7 @@ public enum AlertmanagerWebhook {
         guard errors.isEmpty else { throw Invalid(errors: errors) }
         let groupKey = root["groupKey"]?.stringValue ?? ""
         let starts = alerts.compactMap { $0["startsAt"]?.stringValue }.sorted().joined(separator: ",")
-        let key = "alertmanager:" + SHA256.hash(data: Data("\(groupKey)|\(status)|\(starts)".utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+        let key = "alertmanager:" + Hex.encode(SHA256.hash(data: Data("\(groupKey)|\(status)|\(starts)".utf8)).prefix(16))
         guard !kept.isEmpty else { return Converted(request: nil, idempotencyKey: key, dropped: alerts.count) }
 
         let name = root["commonLabels"]?["alertname"]?.stringValue ?? kept.first?["labels"]?["alertname"]?.stringValue ?? "alert"

@@ -282,7 +282,7 @@ struct NotificationAPI: Sendable {
             canonical = .object(members)
         }
         let bytes = (try? canonicalEncoder.encode(canonical)) ?? Data()
-        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(SHA256.hash(data: bytes))
     }
 
     static let canonicalEncoder: JSONEncoder = {
