@@ -119,7 +119,9 @@ synapse_start() {
     for i in {1..300}; do synapse_answers && break; sleep 0.1; done
     synapse_answers || { tail_log "$HERALD_SYNAPSE_DIR/homeserver.log"; die "synapse: did not answer within 30 s"; }
   fi
-  # The sending user; "already taken" on later starts is fine.
+  # The sending user; "already taken" on later starts is fine. The registration tool comes with the
+  # package: install it here too, for a homeserver another checkout started.
+  synapse_install
   local out
   out="$("$(dirname "$(synapse_python)")/register_new_matrix_user" -c "$HERALD_SYNAPSE_DIR/homeserver.yaml" \
     -u "$HERALD_SYNAPSE_USER" -p "$HERALD_SYNAPSE_PASSWORD" --no-admin "http://127.0.0.1:$HERALD_SYNAPSE_PORT" 2>&1)" \
