@@ -17,7 +17,8 @@
 # shutdown and SIGHUP for configuration reloads to herald, reaps zombies), the shipped configuration
 # in /etc/herald (HERALD_CONFIG_DIR: mount a directory over it, or set the variable, to use your
 # own), a HEALTHCHECK against the role's /healthz, and only the C libraries Herald links:
-# libcurl, rabbitmq-c (with OpenSSL) and libstdc++ — the Swift runtime is linked in statically.
+# libcurl, rabbitmq-c (with OpenSSL) and libstdc++ — the Swift runtime is linked in statically (the
+# `prebuilt` target carries the host toolchain's runtime libraries beside the binary instead).
 
 ARG SWIFT_IMAGE=swift:6.3.1-bookworm
 ARG RUNTIME_BASE=debian:bookworm-slim
@@ -55,6 +56,8 @@ CMD ["gateway"]
 # even without a binary; scripts/images checks the image it builds runs `herald --help`.
 FROM runtime-base AS prebuilt
 COPY --chown=root:root deploy/docker/bin/ /opt/herald/bin/
+# scripts/images puts the Swift runtime libraries the host's binary loads beside it.
+ENV LD_LIBRARY_PATH=/opt/herald/bin/lib
 
 # --- Swift toolchain stage ----------------------------------------------------------------------------
 FROM ${SWIFT_IMAGE} AS build
@@ -67,7 +70,7 @@ COPY Package.swift ./
 RUN swift package resolve
 COPY Sources/ Sources/
 COPY Tests/ Tests/
-RUN swift build -c release --product herald --static-swift-stdlib \
+RUN swift build -c release --product herald --static-swift-stdlib -Xlinker -l_FoundationICU \
  && install -D -m 0755 "$(swift build -c release --show-bin-path)/herald" /staging/herald
 
 # --- the default target: the runtime with the binary from the toolchain stage ------------------------

@@ -89,7 +89,6 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.managementHost = environment.managementHost
         configuration.successLogLevel = environment.attemptLogLevel
         configuration.queueType = try environment.queueType()
-        configuration.webhookSecret = environment.webhookSecret
         configuration.allowPrivateTargets = environment.allowPrivateTargets
         configuration.secrets = SecretResolver(secretsDirectory: environment.secretsDirectory)
         configuration.receiptLinks = try environment.receiptLinks(secrets: configuration.secrets)

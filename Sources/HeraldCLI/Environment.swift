@@ -61,7 +61,6 @@ struct HeraldEnvironment {
         }
         return AlertRouting(channel: channel, to: to)
     }
-    var webhookSecret: String? { values["HERALD_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 } }
     var allowPrivateTargets: Bool { ["1", "true", "yes"].contains(values["HERALD_ALLOW_PRIVATE_TARGETS"]?.lowercased() ?? "") }
     var logLevel: Logger.Level { values["HERALD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
     var logFormat: String { values["HERALD_LOG_FORMAT"] ?? "json" }

@@ -27,11 +27,8 @@ public struct ConfigSnapshot: Sendable {
         self.policies = policies
     }
 
-    /// The providers of `channel`, in the order tried; empty means the built-in webhook sender.
+    /// The providers of `channel`, in the order tried (the loader refuses a channel without any).
     public func providers(for channel: String) -> [ProviderSpec] { providers[channel] ?? [] }
-
-    /// The configuration used when no directory is given: the built-in webhook channel.
-    public static let builtin = ConfigSnapshot(version: "builtin", registry: ChannelRegistry([.webhook()]))
 }
 
 public enum RoutingStrategy: String, Sendable, Hashable {

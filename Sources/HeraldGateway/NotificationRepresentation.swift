@@ -296,8 +296,7 @@ struct ChannelsResponse: Encodable, Sendable {
                 maxInFlightPerHost: channel.maxInFlightPerHost,
                 rateLimit: channel.rateLimit.map { "\($0.count)/\($0.per.timeInterval)s" },
                 timeoutMs: channel.timeout.milliseconds, retryPolicy: channel.retry.name, maxAttempts: channel.retry.maxAttempts,
-                providers: snapshot.providers(for: channel.name).isEmpty
-                    ? ["builtin-webhook"] : snapshot.providers(for: channel.name).map(\.name))
+                providers: snapshot.providers(for: channel.name).map(\.name))
         }
     }
 }

@@ -24,7 +24,6 @@ extension ProviderAttempt {
 final class DeliveryAttempter: Sendable {
     let runtime: CurlRuntime
     let secrets: SecretResolver
-    let webhookSender: WebhookSender
     let restrictToPublicAddresses: Bool
     let receiptLinks: ReceiptLinks?
     let logger: Logger
@@ -32,13 +31,12 @@ final class DeliveryAttempter: Sendable {
     private let clients = Mutex<(version: String, byChannel: [String: [ProviderClient]])>(("", [:]))
 
     init(
-        runtime: CurlRuntime, secrets: SecretResolver, webhookSender: WebhookSender, restrictToPublicAddresses: Bool,
+        runtime: CurlRuntime, secrets: SecretResolver, restrictToPublicAddresses: Bool,
         receiptLinks: ReceiptLinks? = nil, logger: Logger
     ) {
         self.receiptLinks = receiptLinks
         self.runtime = runtime
         self.secrets = secrets
-        self.webhookSender = webhookSender
         self.restrictToPublicAddresses = restrictToPublicAddresses
         self.logger = logger
     }
@@ -47,9 +45,10 @@ final class DeliveryAttempter: Sendable {
         _ job: DeliveryJob, channel: ChannelDefinition, providers specs: [ProviderSpec], snapshotVersion: String
     ) async -> [ProviderTry] {
         if specs.isEmpty {
-            let started = Date()
-            let result = await attemptBuiltinWebhook(job, channel: channel)
-            return [ProviderTry(provider: "builtin-webhook", startedAt: started, finishedAt: Date(), result: result)]
+            // The loader refuses a channel without providers; a hand-built snapshot could still have one.
+            let now = Date()
+            let result = ProviderResult(outcome: .permanentFailure, error: "channel '\(channel.name)' has no providers")
+            return [ProviderTry(provider: "none", startedAt: now, finishedAt: now, result: result)]
         }
         let providers = clients(for: channel, specs: specs, version: snapshotVersion)
         var tries: [ProviderTry] = []
@@ -88,17 +87,5 @@ final class DeliveryAttempter: Sendable {
             state.byChannel[channel.name] = built
         }
         return built
-    }
-
-    private func attemptBuiltinWebhook(_ job: DeliveryJob, channel: ChannelDefinition) async -> ProviderResult {
-        do {
-            var sender = webhookSender
-            sender.timeout = channel.timeout
-            let request = try sender.request(for: job, recipientField: channel.recipient.name)
-            let response = try await runtime.execute(request)
-            return ResponseClassifier.classify(response, rules: HTTPProviderSpec.ResponseRules())
-        } catch {
-            return ResponseClassifier.classify(error)
-        }
     }
 }

@@ -20,8 +20,6 @@ public struct WorkerConfiguration: Sendable {
     public var queueType: DeliveryTopology.QueueType = .classic
     /// Names this replica in the attempt log. Default: host name and process id.
     public var workerName: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
-    /// Standard Webhooks secret (`whsec_…`) for the built-in webhook channel; unsigned when nil.
-    public var webhookSecret: String?
     /// Lets providers reach loopback and private addresses. Only for local development and tests.
     public var allowPrivateTargets: Bool = false
     /// Outcomes per commit. Default 256.
@@ -127,13 +125,10 @@ public func buildWorker(
     let relay = configuration.runsRelay
         ? OutboxRelay(outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher, configuration: configuration.relay, logger: logger)
         : nil
-    let webhookSender = WebhookSender(
-        signer: try configuration.webhookSecret.map { try WebhookSigner(secret: $0) }, timeout: .seconds(15),
-        restrictToPublicAddresses: !configuration.allowPrivateTargets)
     let shared = WorkerShared(
         store: store, publisher: publisher, claimer: claimer, recorder: recorder, relay: relay,
         attempter: DeliveryAttempter(
-            runtime: runtime, secrets: configuration.secrets, webhookSender: webhookSender,
+            runtime: runtime, secrets: configuration.secrets,
             restrictToPublicAddresses: !configuration.allowPrivateTargets, receiptLinks: configuration.receiptLinks,
             logger: logger),
         workerName: workerName, hostDeferral: configuration.hostDeferral,

@@ -58,12 +58,13 @@ struct EndToEndTests {
         gatewayConfiguration.port = 0
         gatewayConfiguration.relay.pollInterval = .milliseconds(50)
         gatewayConfiguration.allowPrivateTargets = true  // the receiver is on 127.0.0.1
-        let config = ConfigStore(ConfigSnapshot(version: "itest", registry: ChannelRegistry([channel])))
+        let config = ConfigStore(try TestServers.webhookSnapshot(channel))
         let (gateway, components) = try buildGateway(configuration: gatewayConfiguration, config: config, logger: logger)
         let (token, key) = try await TestServers.createKey()
         var workerConfiguration = WorkerConfiguration(postgresURL: TestServers.postgresURL, amqpURL: TestServers.amqpURL)
         workerConfiguration.allowPrivateTargets = true  // the receiver is on 127.0.0.1
         workerConfiguration.workerName = "itest-worker"
+        workerConfiguration.secrets = TestServers.webhookSecrets
         workerConfiguration.relay.pollInterval = .milliseconds(50)
         workerConfiguration.hostDeferral = .milliseconds(200)
         let background = ServiceGroup(
@@ -140,6 +141,16 @@ struct EndToEndTests {
             #expect(payload.value(atPath: "data.notification_id") == .string(id))
             #expect(payload.value(atPath: "data.text") == "Hi \"there\" <b>")
             #expect(payload.value(atPath: "data.metadata.order") == 42)
+            // One webhook format (issue 8, defect 8): the shipped channel's type, signed with its
+            // WEBHOOK_SECRET as the reference standardwebhooks library verifies it.
+            #expect(payload.value(atPath: "type") == "herald.notification")
+            let verified = try await runPython(
+                "import sys\nfrom standardwebhooks.webhooks import Webhook\n"
+                    + "headers = {'webhook-id': sys.argv[2], 'webhook-timestamp': sys.argv[3], 'webhook-signature': sys.argv[4]}\n"
+                    + "print(Webhook(sys.argv[1]).verify(sys.argv[5], headers)['type'])",
+                [TestServers.webhookSecret, received.headers["webhook-id"] ?? "", received.headers["webhook-timestamp"] ?? "",
+                 received.headers["webhook-signature"] ?? "", String(decoding: received.body, as: UTF8.self)])
+            #expect(verified.trimmingCharacters(in: .whitespacesAndNewlines) == "herald.notification")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HeraldConfig
 import HeraldCore
 import HeraldStore
 import HTTPTypes
@@ -20,6 +21,31 @@ enum TestServers {
         var logger = Logger(label: "herald.test")
         logger.logLevel = environment["HERALD_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
         return logger
+    }
+
+    /// The Standard Webhooks secret the in-process workers sign with: the shipped webhook channel's
+    /// `WEBHOOK_SECRET`.
+    static let webhookSecret = "whsec_" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+    static var webhookSecrets: SecretResolver { SecretResolver(environment: ["WEBHOOK_SECRET": webhookSecret], secretsDirectory: "") }
+
+    /// A snapshot serving `channel` (its retry, concurrency and timeouts as the test sets them) through the
+    /// provider of the shipped `channels.d/webhook.yaml`: the one webhook format there is.
+    static func webhookSnapshot(_ channel: ChannelDefinition, version: String = "itest") throws -> ConfigSnapshot {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-webhook-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("channels.d"), withIntermediateDirectories: true)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        try FileManager.default.copyItem(
+            at: root.appendingPathComponent("channels.d/webhook.yaml"), to: directory.appendingPathComponent("channels.d/webhook.yaml"))
+        try FileManager.default.copyItem(
+            at: root.appendingPathComponent("retry-policies.yaml"), to: directory.appendingPathComponent("retry-policies.yaml"))
+        switch ConfigLoader(directory: directory.path).load() {
+        case .success(let shipped):
+            return ConfigSnapshot(
+                version: version, registry: ChannelRegistry([channel]), providers: [channel.name: shipped.providers(for: "webhook")])
+        case .failure(let errors):
+            throw HarnessError("the shipped channels.d/webhook.yaml does not load: \(errors)")
+        }
     }
 
     /// Runs `body` with a connected client on a migrated test database.

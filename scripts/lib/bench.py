@@ -189,7 +189,7 @@ class Herald:
         self.env = {
             "HERALD_ALLOW_PRIVATE_TARGETS": "1", "HERALD_LOG_FORMAT": "text", "HERALD_LOG_LEVEL": "warning",
             "HERALD_CONFIG_DIR": str(ROOT), "HERALD_API_RATE_LIMIT": "1000000",
-            "WEBHOOK_SECRET": self.secret, "HERALD_WEBHOOK_SECRET": self.secret, "HERALD_HTTP_HOST": "127.0.0.1",
+            "WEBHOOK_SECRET": self.secret, "HERALD_HTTP_HOST": "127.0.0.1",
         }
 
     def ports(self) -> list[int]:
