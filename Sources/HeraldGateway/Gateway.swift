@@ -211,11 +211,15 @@ struct NotificationAPI: Sendable {
         }
     }
 
+    static let deliveriesAccepted = HandleCache<String, Counter> {
+        Counter(label: "herald_deliveries_accepted_total", dimensions: [("channel", $0)])
+    }
+
     /// `herald_notifications_accepted_total`, and its deliveries by channel.
     func countAccepted(_ notification: NewNotification) {
         accepted.increment()
         for delivery in notification.deliveries {
-            Counter(label: "herald_deliveries_accepted_total", dimensions: [("channel", delivery.channel)]).increment()
+            Self.deliveriesAccepted[delivery.channel].increment()
         }
     }
 
@@ -318,7 +322,7 @@ struct NotificationAPI: Sendable {
             deliveries: notification.deliveries.map {
                 .init(id: $0.id.lowercasedString, channel: $0.channel, status: $0.status.rawValue)
             })
-        let responseText = String(decoding: (try? Self.responseEncoder.encode(response)) ?? Data(), as: UTF8.self)
+        let responseText = response.text
         notification.requestHash = idempotencyKey.map { _ in Self.requestHash(json) }
         notification.response = responseText
         return .success((notification, responseText))

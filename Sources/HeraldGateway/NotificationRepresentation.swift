@@ -25,6 +25,16 @@ struct AcceptedResponse: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, status, configVersion = "config_version", rule, strategy, deliveries
     }
+
+    /// The 202 body, written by the one JSON writer (this is on every accept: no Foundation encoder).
+    var text: String {
+        var object: [String: JSONValue] = [
+            "id": .string(id), "status": .string(status), "config_version": .string(configVersion), "strategy": .string(strategy),
+            "deliveries": .array(deliveries.map { .object(["id": .string($0.id), "channel": .string($0.channel), "status": .string($0.status)]) }),
+        ]
+        if let rule { object["rule"] = .string(rule) }
+        return JSONWriter.string(.object(object))
+    }
 }
 
 struct NotificationResponse: Codable, Sendable {

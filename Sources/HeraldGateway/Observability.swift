@@ -31,10 +31,18 @@ struct ObservabilityMiddleware: RouterMiddleware {
 
     static func record(_ request: Request, _ context: Context, status: Int, since start: ContinuousClock.Instant) {
         let route = context.endpointPath ?? "unmatched"
-        Counter(label: "herald_http_requests_total", dimensions: [
-            ("method", request.method.rawValue), ("route", route), ("status", String(status)),
-        ]).increment()
-        Timer(label: "herald_http_request_duration_seconds", dimensions: [("route", route)])
-            .record(duration: ContinuousClock.now - start)
+        requests[RequestKey(method: request.method.rawValue, route: route, status: status)].increment()
+        durations[route].record(duration: ContinuousClock.now - start)
     }
+
+    struct RequestKey: Hashable, Sendable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+
+    static let requests = HandleCache<RequestKey, Counter> {
+        Counter(label: "herald_http_requests_total", dimensions: [("method", $0.method), ("route", $0.route), ("status", String($0.status))])
+    }
+    static let durations = HandleCache<String, Timer> { Timer(label: "herald_http_request_duration_seconds", dimensions: [("route", $0)]) }
 }

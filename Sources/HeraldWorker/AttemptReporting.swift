@@ -17,21 +17,26 @@ struct AttemptReporting: Sendable {
     func report(_ settlement: Settlement, logger: Logger) {
         for attempt in settlement.attempts {
             let duration = attempt.finishedAt.timeIntervalSince(attempt.startedAt)
-            Counter(label: "herald_attempts_total", dimensions: [
-                ("channel", attempt.channel), ("provider", attempt.provider), ("outcome", attempt.outcome.rawValue),
-            ]).increment()
-            Timer(label: "herald_provider_call_duration_seconds", dimensions: [
-                ("channel", attempt.channel), ("provider", attempt.provider),
-            ]).recordNanoseconds(Int64(max(0, duration) * 1_000_000_000))
+            Self.attempts[[attempt.channel, attempt.provider, attempt.outcome.rawValue]].increment()
+            Self.callDurations[[attempt.channel, attempt.provider]].recordNanoseconds(Int64(max(0, duration) * 1_000_000_000))
             logger.log(level: level(of: attempt.outcome), "\(summary(attempt))", metadata: Self.fields(attempt, duration: duration))
         }
         guard let status = settlement.status, let channel = settlement.attempts.last?.channel else { return }
         switch status {
-        case .retrying: Counter(label: "herald_retries_scheduled_total", dimensions: [("channel", channel)]).increment()
-        case .failed: Counter(label: "herald_dead_letters_total", dimensions: [("channel", channel)]).increment()
+        case .retrying: Self.retries[channel].increment()
+        case .failed: Self.deadLetters[channel].increment()
         default: break
         }
     }
+
+    static let attempts = HandleCache<[String], Counter> {
+        Counter(label: "herald_attempts_total", dimensions: [("channel", $0[0]), ("provider", $0[1]), ("outcome", $0[2])])
+    }
+    static let callDurations = HandleCache<[String], Timer> {
+        Timer(label: "herald_provider_call_duration_seconds", dimensions: [("channel", $0[0]), ("provider", $0[1])])
+    }
+    static let retries = HandleCache<String, Counter> { Counter(label: "herald_retries_scheduled_total", dimensions: [("channel", $0)]) }
+    static let deadLetters = HandleCache<String, Counter> { Counter(label: "herald_dead_letters_total", dimensions: [("channel", $0)]) }
 
     func level(of outcome: AttemptOutcome) -> Logger.Level {
         switch outcome {

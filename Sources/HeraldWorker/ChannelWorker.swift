@@ -178,7 +178,7 @@ final class ChannelWorker: Service, Sendable {
         case .attempt(let number, let base, let throttled):
             var attemptJob = job
             attemptJob.attempt = number
-            let inFlight = Meter(label: "herald_attempts_in_flight", dimensions: [("channel", channel.name)])
+            let inFlight = Self.attemptsInFlight[channel.name]
             inFlight.increment()
             let tries = await shared.attempter.attempt(
                 attemptJob, channel: channel, providers: providers, snapshotVersion: snapshot.version)
@@ -203,6 +203,8 @@ final class ChannelWorker: Service, Sendable {
         }
     }
 
+    static let attemptsInFlight = HandleCache<String, Meter> { Meter(label: "herald_attempts_in_flight", dimensions: [("channel", $0)]) }
+    static let rateLimitWaits = HandleCache<String, Counter> { Counter(label: "herald_rate_limit_waits_total", dimensions: [("channel", $0)]) }
     private let skipped = Counter(label: "herald_messages_skipped_total")
     private let deferred = Counter(label: "herald_messages_deferred_total")
     private let poisoned = Counter(label: "herald_poison_messages_total")
@@ -258,7 +260,7 @@ final class ChannelWorker: Service, Sendable {
         while true {
             let wait = shaper.withLock { $0.admit(now: .now) }
             guard let wait else {
-                if waited { Counter(label: "herald_rate_limit_waits_total", dimensions: [("channel", channel.name)]).increment() }
+                if waited { Self.rateLimitWaits[channel.name].increment() }
                 return true
             }
             waited = true

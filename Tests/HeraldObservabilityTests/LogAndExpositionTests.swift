@@ -120,7 +120,7 @@ struct MetricsExpositionTests {
     }
 
     /// promtool (Prometheus 2.42, installed by scripts/install-deps) accepts the exposition.
-    @Test func promtoolAcceptsTheExposition() throws {
+    @Test func promtoolAcceptsTheExposition() async throws {
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
         factory.makeCounter(label: "herald_http_requests_total", dimensions: [("method", "POST"), ("route", "/v1/notifications"), ("status", "202")])
@@ -141,8 +141,15 @@ struct MetricsExpositionTests {
         try process.run()
         input.fileHandleForWriting.write(Data(text.utf8))
         try input.fileHandleForWriting.close()
-        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        // Waited for on a thread of its own: blocking a cooperative thread (two here) holds up every
+        // other test's tasks, deadlines and timers included.
+        let report = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                continuation.resume(returning: text)
+            }
+        }
         #expect(process.terminationStatus == 0, "promtool check metrics: \(report)\n\(text)")
     }
 }
