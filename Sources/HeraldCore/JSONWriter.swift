@@ -88,3 +88,15 @@ public enum JSONEscaping {
         return escaped
     }
 }
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs: for header values, without Foundation's
+    /// `CharacterSet` on every request.
+    public var trimmingSpacesAndTabs: SubSequence {
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isBlank($0) }), let last = lastIndex(where: { !isBlank($0) }) else {
+            return self[endIndex...]
+        }
+        return self[first...last]
+    }
+}

@@ -159,7 +159,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw ProblemDetails.unauthenticated("the Authorization header must be 'Bearer <API key>'")
         }
-        let token = String(parts[1]).trimmingCharacters(in: .whitespaces)
+        let token = String(parts[1].trimmingSpacesAndTabs)
         let authenticator = self.authenticator
         guard let key = try await withDeadline(deadline, "checking the API key", { try await authenticator.authenticate(token: token) })
         else {

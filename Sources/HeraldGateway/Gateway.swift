@@ -242,7 +242,7 @@ struct NotificationAPI: Sendable {
     /// otherwise), and the strict parser refuses duplicate keys and says where a syntax error is.
     func readBody(_ request: Request) async throws -> (json: JSONValue, bytes: ByteBuffer) {
         let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
+            $0.trimmingSpacesAndTabs.lowercased()
         } ?? ""
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
             throw ProblemDetails(

@@ -61,7 +61,6 @@ public struct StoredAttempt: Sendable {
 public struct NotificationStore: Sendable {
     public let client: PostgresClient
     public let logger: Logger
-    static let jsonEncoder = JSONEncoder()
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
@@ -83,7 +82,7 @@ public struct NotificationStore: Sendable {
             createdAts.append(notification.createdAt)
             keys.append(notification.idempotencyKey ?? "")
             versions.append(notification.configVersion)
-            documents.append(String(decoding: try Self.jsonEncoder.encode(notification.document), as: UTF8.self))
+            documents.append(JSONWriter.string(notification.document))
             for delivery in notification.deliveries {
                 deliveryIDs.append(delivery.id)
                 deliveryNotificationIDs.append(notification.id)
