@@ -136,11 +136,14 @@ public struct MessageContent: Sendable, Hashable, Codable {
     public var title: String?
     public var body: String?
     public var imageURL: String?
+    /// Files for e-mail channels (MIME parts); other channels send the message without them.
+    public var attachments: [Attachment]?
 
     public init(
         subject: String? = nil, text: String? = nil, html: String? = nil, title: String? = nil, body: String? = nil,
-        imageURL: String? = nil
+        imageURL: String? = nil, attachments: [Attachment]? = nil
     ) {
+        self.attachments = attachments
         self.subject = subject
         self.text = text
         self.html = html
@@ -150,7 +153,7 @@ public struct MessageContent: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case subject, text, html, title, body, imageURL = "image_url"
+        case subject, text, html, title, body, imageURL = "image_url", attachments
     }
 
     /// Reads what `json` writes (the stored job's `message`). Keep the two in step with the stored
@@ -164,9 +167,15 @@ public struct MessageContent: Sendable, Hashable, Codable {
             default: throw JobDecodingError(field: "message.\(key)", expected: "a string")
             }
         }
+        var attachments: [Attachment]?
+        switch object["attachments"] {
+        case nil, .null?: break
+        case .array(let items)?: attachments = try items.map { item throws(JobDecodingError) in try Attachment(json: item) }
+        default: throw JobDecodingError(field: "message.attachments", expected: "an array")
+        }
         self.init(
             subject: try string("subject"), text: try string("text"), html: try string("html"), title: try string("title"),
-            body: try string("body"), imageURL: try string("image_url"))
+            body: try string("body"), imageURL: try string("image_url"), attachments: attachments)
     }
 
     /// The message as template context (`message.*`), and as the stored job carries it.
@@ -175,7 +184,37 @@ public struct MessageContent: Sendable, Hashable, Codable {
         for (key, value) in [("subject", subject), ("text", text), ("html", html), ("title", title), ("body", body), ("image_url", imageURL)] {
             if let value { object[key] = .string(value) }
         }
+        if let attachments { object["attachments"] = .array(attachments.map(\.json)) }
         return .object(object)
+    }
+}
+
+/// A file sent with an e-mail: its name, media type and bytes (base64, as the request gave them).
+public struct Attachment: Sendable, Hashable, Codable {
+    public var filename: String
+    public var contentType: String
+    /// RFC 4648 base64 of the bytes, without line breaks.
+    public var content: String
+
+    public init(filename: String, contentType: String, content: String) {
+        self.filename = filename
+        self.contentType = contentType
+        self.content = content
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case filename, contentType = "content_type", content
+    }
+
+    public var json: JSONValue {
+        .object(["filename": .string(filename), "content_type": .string(contentType), "content": .string(content)])
+    }
+
+    public init(json: JSONValue) throws(JobDecodingError) {
+        guard case .string(let filename)? = json["filename"], case .string(let contentType)? = json["content_type"],
+            case .string(let content)? = json["content"]
+        else { throw JobDecodingError(field: "message.attachments", expected: "objects with filename, content_type and content") }
+        self.init(filename: filename, contentType: contentType, content: content)
     }
 }
 

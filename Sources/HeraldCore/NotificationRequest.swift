@@ -113,7 +113,7 @@ public struct RequestValidator: Sendable {
         var message = MessageContent()
         switch (root["template"], root["message"]) {
         case (nil, _):
-            message = validateMessage(root["message"], errors: &errors)
+            message = validateMessage(root["message"], channels: channels, errors: &errors)
         case (.string(let id)?, nil):
             if templates.contains(id) {
                 template = id
@@ -292,7 +292,7 @@ public struct RequestValidator: Sendable {
         return channels
     }
 
-    private func validateMessage(_ value: JSONValue?, errors: inout [FieldError]) -> MessageContent {
+    private func validateMessage(_ value: JSONValue?, channels: [String], errors: inout [FieldError]) -> MessageContent {
         guard let value else {
             errors.append(FieldError(field: "message", message: "is required: an object with 'text', 'subject' or 'html'"))
             return MessageContent()
@@ -303,8 +303,8 @@ public struct RequestValidator: Sendable {
         }
         var content = MessageContent()
         let fields: [(String, WritableKeyPath<MessageContent, String?>)] = [("subject", \.subject), ("text", \.text), ("html", \.html)]
-        for key in members.keys.sorted() where !fields.contains(where: { $0.0 == key }) {
-            errors.append(FieldError(field: "message.\(key)", message: "unknown field; expected subject, text or html"))
+        for key in members.keys.sorted() where !fields.contains(where: { $0.0 == key }) && !["image_url", "attachments"].contains(key) {
+            errors.append(FieldError(field: "message.\(key)", message: "unknown field; expected subject, text, html, image_url or attachments"))
         }
         for (key, path) in fields {
             switch members[key] {
@@ -319,9 +319,119 @@ public struct RequestValidator: Sendable {
                 errors.append(FieldError(field: "message.\(key)", message: "must be a string, not \(other.typeName)"))
             }
         }
+        switch members["image_url"] {
+        case nil, .null?: break
+        case .string(let url)?:
+            let asURL = RecipientField(name: "image_url", format: .url)
+            if let problem = asURL.problem(with: url) ?? targetProblem(asURL, url) {
+                errors.append(FieldError(field: "message.image_url", message: problem))
+            } else {
+                content.imageURL = url
+            }
+        case let other?:
+            errors.append(FieldError(field: "message.image_url", message: "must be a string, not \(other.typeName)"))
+        }
+        if let attachments = members["attachments"], attachments != .null {
+            content.attachments = validateAttachments(attachments, channels: channels, errors: &errors)
+        }
         if content.text == nil && content.html == nil && content.subject == nil && !errors.contains(where: { $0.field.hasPrefix("message") }) {
             errors.append(FieldError(field: "message.text", message: "is required when neither subject nor html is given (or name a 'template')"))
         }
         return content
+    }
+
+    /// At most this many attachments per message, and this many bytes in all (decoded).
+    public static let maximumAttachments = 10
+    public static let maximumAttachmentBytes = 2 << 20
+
+    /// E-mail attachments: each `{filename, content_type, content}` with base64 content. Only e-mail
+    /// channels carry them; a request whose named channels include none is refused.
+    private func validateAttachments(_ value: JSONValue, channels: [String], errors: inout [FieldError]) -> [Attachment]? {
+        guard case .array(let items) = value else {
+            errors.append(FieldError(field: "message.attachments", message: "must be an array, not \(value.typeName)"))
+            return nil
+        }
+        if !channels.isEmpty, !channels.contains(where: { registry[$0]?.category == .email }) {
+            errors.append(FieldError(
+                field: "message.attachments", message: "only e-mail channels carry attachments; none of \(channels.joined(separator: ", ")) is one"))
+        }
+        if items.count > Self.maximumAttachments {
+            errors.append(FieldError(field: "message.attachments", message: "at most \(Self.maximumAttachments) attachments"))
+            return nil
+        }
+        var attachments: [Attachment] = []
+        var totalBytes = 0
+        for (index, item) in items.enumerated() {
+            let field = "message.attachments.\(index)"
+            guard case .object(let members) = item else {
+                errors.append(FieldError(field: field, message: "must be an object with filename, content_type and content"))
+                continue
+            }
+            for key in members.keys.sorted() where !["filename", "content_type", "content"].contains(key) {
+                errors.append(FieldError(field: "\(field).\(key)", message: "unknown field; expected filename, content_type or content"))
+            }
+            var valid = true
+            func string(_ key: String) -> String? {
+                guard case .string(let text)? = members[key] else {
+                    errors.append(FieldError(field: "\(field).\(key)", message: "is required: a string"))
+                    valid = false
+                    return nil
+                }
+                return text
+            }
+            let filename = string("filename"), contentType = string("content_type"), content = string("content")
+            if let filename, filename.isEmpty || filename.count > 255 || filename.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "/" || $0 == "\\" }) {
+                errors.append(FieldError(field: "\(field).filename", message: "must be 1 to 255 characters without control characters, '/' or '\\'"))
+                valid = false
+            }
+            if let contentType, !Self.isMediaType(contentType) {
+                errors.append(FieldError(field: "\(field).content_type", message: "must be a media type such as application/pdf"))
+                valid = false
+            }
+            if let content {
+                if let bytes = Base64.decodedCount(content) {
+                    totalBytes += bytes
+                } else {
+                    errors.append(FieldError(field: "\(field).content", message: "must be base64 (RFC 4648, without line breaks)"))
+                    valid = false
+                }
+            }
+            if valid, let filename, let contentType, let content {
+                attachments.append(Attachment(filename: filename, contentType: contentType.lowercased(), content: content))
+            }
+        }
+        if totalBytes > Self.maximumAttachmentBytes {
+            errors.append(FieldError(field: "message.attachments", message: "are \(totalBytes) bytes in all; at most \(Self.maximumAttachmentBytes)"))
+        }
+        return attachments
+    }
+
+    /// `type/subtype` of RFC 6838 restricted-name characters.
+    static func isMediaType(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&^_.+-")
+        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.count <= 127 && $0.allSatisfy(allowed.contains) }
+    }
+}
+
+/// Standard base64 (RFC 4648 §4) checks, without decoding into memory twice.
+public enum Base64 {
+    /// The decoded length of `text`, or nil when it is not padded standard base64.
+    public static func decodedCount(_ text: String) -> Int? {
+        let bytes = text.utf8
+        guard bytes.count % 4 == 0 else { return nil }
+        var padding = 0
+        for (index, byte) in bytes.enumerated() {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "+"), UInt8(ascii: "/"):
+                if padding > 0 { return nil }
+            case UInt8(ascii: "="):
+                padding += 1
+                if padding > 2 || index < bytes.count - 2 { return nil }
+            default: return nil
+            }
+        }
+        return bytes.count / 4 * 3 - padding
     }
 }

@@ -26,8 +26,8 @@ public struct GatewayConfiguration: Sendable {
     public var amqpURL: String
     /// The type of the channel queues Herald declares. Default `classic`; `quorum` for a cluster.
     public var queueType: DeliveryTopology.QueueType = .classic
-    /// Largest request body accepted. Default 1 MiB.
-    public var maxBodySize: Int = 1 << 20
+    /// Largest request body accepted. Default 4 MiB (e-mail attachments: up to 2 MiB of files, base64).
+    public var maxBodySize: Int = 4 << 20
     /// Notifications per group commit. Default 256.
     public var commitBatchSize: Int = 256
     public var relay = OutboxRelay.Configuration()

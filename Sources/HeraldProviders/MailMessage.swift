@@ -14,11 +14,15 @@ public struct MailMessage: Sendable, Hashable {
     public var date: Date
     /// The multipart boundary; fixed in tests, random otherwise.
     public var boundary: String
+    /// Files after the body, in a multipart/mixed message.
+    public var attachments: [Attachment]
 
     public init(
         from: String, to: String, subject: String?, text: String?, html: String?, messageID: String, date: Date,
-        boundary: String = "=_herald_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        boundary: String = "=_herald_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""),
+        attachments: [Attachment] = []
     ) {
+        self.attachments = attachments
         self.from = from
         self.to = to
         self.subject = subject
@@ -41,20 +45,58 @@ public struct MailMessage: Sendable, Hashable {
             lines.append(Self.header("Subject", Self.encodedText(Self.clean(subject), nameLength: "Subject: ".count)))
         }
         lines.append("MIME-Version: 1.0")
-        if let html {
-            let plain = text ?? Self.plainText(fromHTML: html)
-            lines.append("Content-Type: multipart/alternative;\r\n boundary=\"\(boundary)\"")
+        if attachments.isEmpty {
+            lines.append(contentsOf: bodyEntity())
+        } else {
+            // The body first, then each file: multipart/mixed with a boundary of its own.
+            let mixed = boundary + "_mixed"
+            lines.append("Content-Type: multipart/mixed;\r\n boundary=\"\(mixed)\"")
             lines.append("")
             lines.append("This is a multi-part message in MIME format.")
-            lines.append("--" + boundary)
-            lines.append(contentsOf: Self.part(contentType: "text/plain; charset=utf-8", plain))
-            lines.append("--" + boundary)
-            lines.append(contentsOf: Self.part(contentType: "text/html; charset=utf-8", html))
-            lines.append("--" + boundary + "--")
-        } else {
-            lines.append(contentsOf: Self.part(contentType: "text/plain; charset=utf-8", text ?? ""))
+            lines.append("--" + mixed)
+            lines.append(contentsOf: bodyEntity())
+            for attachment in attachments {
+                lines.append("--" + mixed)
+                lines.append(contentsOf: Self.attachmentPart(attachment))
+            }
+            lines.append("--" + mixed + "--")
         }
         return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// The message text as one MIME entity: its headers, a blank line, its content.
+    func bodyEntity() -> [String] {
+        guard let html else { return Self.part(contentType: "text/plain; charset=utf-8", text ?? "") }
+        let plain = text ?? Self.plainText(fromHTML: html)
+        var lines = ["Content-Type: multipart/alternative;\r\n boundary=\"\(boundary)\"", "", "This is a multi-part message in MIME format."]
+        lines.append("--" + boundary)
+        lines.append(contentsOf: Self.part(contentType: "text/plain; charset=utf-8", plain))
+        lines.append("--" + boundary)
+        lines.append(contentsOf: Self.part(contentType: "text/html; charset=utf-8", html))
+        lines.append("--" + boundary + "--")
+        return lines
+    }
+
+    /// A file as a base64 part, its name as a quoted ASCII parameter or, when it is not ASCII, as an
+    /// RFC 2231 `filename*` (with an RFC 2047 `name` for mail readers that only know that).
+    static func attachmentPart(_ attachment: Attachment) -> [String] {
+        let name = clean(attachment.filename)
+        let isPlain = name.unicodeScalars.allSatisfy { $0.isASCII && $0 != "\"" && $0 != "\\" }
+        let type = clean(attachment.contentType)
+        let nameParameter = isPlain ? "name=\"\(name)\"" : "name=\"\(encodedWords(name, firstLineRoom: 60).joined(separator: " "))\""
+        let filenameParameter = isPlain ? "filename=\"\(name)\"" : "filename*=utf-8''" + rfc2231(name)
+        let bytes = Data(base64Encoded: attachment.content) ?? Data()
+        let encoded = bytes.base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
+        return [
+            "Content-Type: \(type);\r\n \(nameParameter)", "Content-Disposition: attachment;\r\n \(filenameParameter)",
+            "Content-Transfer-Encoding: base64", "", encoded,
+        ]
+    }
+
+    /// RFC 2231 / 5987 percent-encoding of UTF-8: attr-chars as they are, every other byte as %XX.
+    static func rfc2231(_ text: String) -> String {
+        let attrChars = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&+-.^_`|~".utf8)
+        return text.utf8.map { attrChars.contains($0) ? String(UnicodeScalar($0)) : String(format: "%%%02X", $0) }.joined()
     }
 
     /// The bare address of `Name <address>` (or of a bare address), for the SMTP envelope.

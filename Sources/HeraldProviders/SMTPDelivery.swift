@@ -43,7 +43,7 @@ extension ProviderClient {
         let messageID = job.deliveryID.uuidString.lowercased() + "@herald"
         let message = MailMessage(
             from: from, to: recipient, subject: job.message.subject, text: job.message.text, html: job.message.html,
-            messageID: messageID, date: now)
+            messageID: messageID, date: now, attachments: job.message.attachments ?? [])
         let username = smtp.username.map { $0.render(context) }.flatMap { $0.isEmpty ? nil : $0 }
         let password = smtp.password.map { $0.render(context) }
         let startTLS: SMTPRequest.STARTTLSPolicy =

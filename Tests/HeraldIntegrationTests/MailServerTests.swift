@@ -265,3 +265,92 @@ struct MailServerTests {
         }
     }
 }
+
+/// Multimedia (issue 8): files sent with a notification through the gateway, the queue, a worker and
+/// the shipped `email` channel arrive at the real Postfix intact, read back by Python's own MIME parser.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct MailAttachmentTests {
+    @Test func attachmentsArriveIntactThroughTheWholePipeline() async throws {
+        let channel = PeerHarness.Channel(file: "email.yaml", replacing: [
+            ("SMTP_PORT: {type: port, default: 587}", "SMTP_PORT: {type: port, default: \(Postfix.port)}"),
+            (#"SMTP_CA_FILE: {type: file, default: ""}"#, #"SMTP_CA_FILE: {type: file, default: "\#(Postfix.caFile)"}"#),
+        ])
+        try await PeerHarness.with(channels: [channel], secrets: [
+            "EMAIL_FROM": "Herald <herald@example.test>", "SMTP_USERNAME": "", "SMTP_PASSWORD": "",
+        ]) { harness in
+            let marker = MailServerTests.marker("attachment")
+            let binary = Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) })
+            let text = Data("Zeile 1\r\nЗдравствуйте — ok\n".utf8)
+            let request: JSONValue = [
+                "channel": .string(harness.channel("email")), "to": ["email": "files@example.test"],
+                "message": [
+                    "subject": .string("Invoice \(marker)"), "text": "See the attached files.", "html": "<p>See the <b>attached</b> files.</p>",
+                    "attachments": [
+                        ["filename": "Счёт №1.pdf", "content_type": "application/pdf", "content": .string(binary.base64EncodedString())],
+                        ["filename": "notes.txt", "content_type": "text/plain", "content": .string(text.base64EncodedString())],
+                    ],
+                ],
+            ]
+            let id = try await harness.accepted(request)
+            let final = try await harness.wait(id: id, for: ["sent", "failed"])
+            #expect(final.value(atPath: "deliveries.0.status") == "sent", "\(final)")
+            let mail = try await Postfix.mail(containing: marker)
+            // Python's email package, not ours, takes the message apart.
+            let parts = try await runPython(
+                "import sys, json, email, email.policy, base64\n"
+                    + "m = email.message_from_string(open(sys.argv[1]).read(), policy=email.policy.default)\n"
+                    + "out = [{'filename': p.get_filename(), 'type': p.get_content_type(), 'content': base64.b64encode(p.get_payload(decode=True)).decode()}"
+                    + " for p in m.iter_attachments()]\n"
+                    + "body = m.get_body(preferencelist=('plain',))\n"
+                    + "print(json.dumps({'attachments': out, 'text': body.get_content() if body else None, 'type': m.get_content_type()}))",
+                [try Self.write(mail)])
+            let parsed = try JSONParser.parse(Array(parts.utf8))
+            #expect(parsed["type"] == "multipart/mixed")
+            #expect(parsed["text"]?.stringValue?.contains("See the attached files.") == true)
+            let attachments = try #require(parsed["attachments"]?.arrayValue)
+            #expect(attachments.count == 2)
+            #expect(attachments.first?["filename"] == "Счёт №1.pdf")
+            #expect(attachments.first?["type"] == "application/pdf")
+            #expect(attachments.first?["content"] == .string(binary.base64EncodedString()))
+            #expect(attachments.last?["filename"] == "notes.txt")
+            #expect(attachments.last?["content"] == .string(text.base64EncodedString()))
+        }
+    }
+
+    @Test func attachmentsAreCheckedAtAcceptAndOnlyEmailCarriesThem() async throws {
+        let channel = PeerHarness.Channel(file: "email.yaml")
+        try await PeerHarness.with(channels: [channel, PeerHarness.Channel(file: "webhook.yaml")], secrets: [:]) { harness in
+            func problem(_ message: JSONValue, channel: String = "email") async throws -> [String] {
+                let (status, body) = try await harness.send(
+                    ["channel": .string(harness.channel(channel)), "to": ["email": "a@example.test", "webhook_url": "https://example.com/h"],
+                     "message": message])
+                #expect(status == 422, "\(body)")
+                return body["errors"]?.arrayValue?.compactMap { $0["field"]?.stringValue } ?? []
+            }
+            let good: JSONValue = ["filename": "a.txt", "content_type": "text/plain", "content": "aGk="]
+            let cases: [(JSONValue, String, [String])] = [
+                (["text": "t", "attachments": [good]], "webhook", ["message.attachments"]),
+                (["text": "t", "attachments": [["filename": "a\nb", "content_type": "text/plain", "content": "aGk="]]], "email",
+                 ["message.attachments.0.filename"]),
+                (["text": "t", "attachments": [["filename": "a", "content_type": "text", "content": "aGk="]]], "email",
+                 ["message.attachments.0.content_type"]),
+                (["text": "t", "attachments": [["filename": "a", "content_type": "text/plain", "content": "not base64!"]]], "email",
+                 ["message.attachments.0.content"]),
+                (["text": "t", "attachments": [["filename": "a", "content_type": "text/plain",
+                    "content": .string(String(repeating: "A", count: (RequestValidator.maximumAttachmentBytes / 3 + 2) * 4))]]], "email",
+                 ["message.attachments"]),
+                (["text": "t", "image_url": "http://user:pw@example.com/i.png"], "email", ["message.image_url"]),
+            ]
+            for (message, channel, fields) in cases {
+                let found = try await problem(message, channel: channel)
+                #expect(found == fields, "\(message)")
+            }
+        }
+    }
+
+    static func write(_ mail: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("herald-mail-\(UUID().uuidString.prefix(8)).eml").path
+        try mail.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
