@@ -173,7 +173,7 @@ public struct ConfigLoader: Sendable {
     ) -> (ChannelDefinition, [ProviderSpec], YAMLValue)? {
         guard let channel = document.mapping("a channel", allowed: [
             "name", "category", "recipient", "recipient_format", "concurrency", "rate_limit", "rate_burst", "retry", "timeout",
-            "providers", "max_in_flight_per_host", "settings",
+            "providers", "max_in_flight_per_host", "settings", "breaker",
         ]) else { return nil }
         // nil: invalid (errors recorded).
         let deploymentSettings = channel["settings"].map { DeploymentSettings.parse($0, resolver: settings) } ?? DeploymentSettings.empty
@@ -232,6 +232,8 @@ public struct ConfigLoader: Sendable {
         let perHost: Int?? = channel["max_in_flight_per_host"].map { value -> Int?? in
             value.int("max_in_flight_per_host", in: 1...4096).map { .some($0) } ?? .none
         } ?? .some(nil)
+        // nil: invalid (error recorded); .some(nil): off.
+        let breaker: BreakerSettings?? = channel["breaker"].map(Self.parseBreaker) ?? .some(.standard)
         var retry: RetryPolicy? = policies["standard"]
         if let value = channel["retry"], let policyName = value.string("retry") {
             retry = policies[policyName]
@@ -261,16 +263,64 @@ public struct ConfigLoader: Sendable {
             }
         }
         guard let name, let nameValue, let recipient, let format, let category, let concurrency, var rateLimit,
-            let rateBurst, let timeout, let retry, let perHost
+            let rateBurst, let timeout, let retry, let perHost, let breaker
         else { return nil }
         rateLimit?.burst = rateBurst
         return (
             ChannelDefinition(
                 name: name, category: category, recipient: RecipientField(name: recipient, format: format),
                 concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry,
-                maxInFlightPerHost: perHost.map { .some($0) } ?? .none),
+                maxInFlightPerHost: perHost.map { .some($0) } ?? .none, breaker: breaker),
             providers, nameValue
         )
+    }
+
+    /// `breaker: off`, `breaker: on` (the defaults) or a mapping of the keys to change:
+    /// `{failure_rate: 50%, window: 30s, min_requests: 10, open_for: 30s, probes: 1}`.
+    /// nil: invalid (errors recorded); .some(nil): off.
+    static func parseBreaker(_ value: YAMLValue) -> BreakerSettings?? {
+        if case .scalar(let scalar) = value.node {
+            switch scalar.string.lowercased() {
+            case "off", "false": return .some(nil)
+            case "on", "true": return .some(.standard)
+            default:
+                value.error("breaker must be off, on, or a mapping of failure_rate, window, min_requests, open_for, probes")
+                return .none
+            }
+        }
+        guard let mapping = value.mapping("breaker", allowed: ["failure_rate", "window", "min_requests", "open_for", "probes"]) else {
+            return .none
+        }
+        let defaults = BreakerSettings.standard
+        let rate = mapping["failure_rate"].map(parseFailureRate) ?? defaults.failureRate
+        let window = mapping["window"].map { $0.duration("window") } ?? defaults.window
+        let minRequests = mapping["min_requests"].map { $0.int("min_requests", in: 1...100_000) } ?? defaults.minRequests
+        let openFor = mapping["open_for"].map { $0.duration("open_for") } ?? defaults.openFor
+        let probes = mapping["probes"].map { $0.int("probes", in: 1...1000) } ?? defaults.probes
+        // Ten buckets of at least 10 ms each: a shorter window can't be measured in buckets.
+        if let window, window < .milliseconds(100) {
+            mapping["window"]?.error("window must be at least 100ms")
+            return .none
+        }
+        if let openFor, openFor < .milliseconds(100) {
+            mapping["open_for"]?.error("open_for must be at least 100ms")
+            return .none
+        }
+        guard let rate, let window, let minRequests, let openFor, let probes else { return .none }
+        return .some(BreakerSettings(failureRate: rate, window: window, minRequests: minRequests, openFor: openFor, probes: probes))
+    }
+
+    /// `50%` (1–100 %), or a fraction such as 0.5.
+    static func parseFailureRate(_ value: YAMLValue) -> Double? {
+        if case .scalar(let scalar) = value.node, scalar.string.hasSuffix("%") {
+            guard let percent = Double(scalar.string.dropLast().trimmingCharacters(in: .whitespaces)), (1...100).contains(percent) else {
+                value.error("failure_rate must be a percentage from 1% to 100%, such as 50%")
+                return nil
+            }
+            return percent / 100
+        }
+        guard let fraction = value.double("failure_rate", in: 0.01...1) else { return nil }
+        return fraction
     }
 
     static func defaultFormat(for field: String) -> RecipientField.Format {

@@ -152,12 +152,15 @@ public struct ChannelDefinition: Sendable, Hashable {
     /// for URL recipients: a quarter of `concurrency` (at least 1); for other channels none, since
     /// their providers' hosts are fixed and `concurrency` already bounds them.
     public var maxInFlightPerHost: Int?
+    /// The circuit breaker each of the channel's providers gets on each replica; nil: `breaker: off`.
+    public var breaker: BreakerSettings?
 
     public init(
         name: String, category: ChannelCategory = .webhook, recipient: RecipientField, concurrency: Int,
         rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy,
-        maxInFlightPerHost: Int?? = .none
+        maxInFlightPerHost: Int?? = .none, breaker: BreakerSettings? = .standard
     ) {
+        self.breaker = breaker
         self.maxInFlightPerHost = maxInFlightPerHost ?? Self.defaultMaxInFlightPerHost(recipient: recipient, concurrency: concurrency)
         self.name = name
         self.category = category
@@ -212,4 +215,35 @@ public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
     /// Attempts a second.
     public var perSecond: Double { Double(count) / per.timeInterval }
     public var description: String { "\(count)/\(per)" + (burst > 1 ? " (burst \(burst))" : "") }
+}
+
+/// A channel's `breaker:` (applied to each of its providers). Defaults: 50 % failures over 30 s in
+/// 10 buckets, with at least 10 outcomes; open for 30 s; 1 probe.
+public struct BreakerSettings: Sendable, Hashable {
+    /// Share of failures (0–1) that opens the circuit.
+    public var failureRate: Double
+    /// The sliding window the rate is measured over.
+    public var window: Duration
+    /// Time buckets the window is made of (old ones expire whole).
+    public var buckets: Int
+    /// Outcomes the window must hold before the rate counts.
+    public var minRequests: Int
+    /// How long the circuit stays open before probing (doubled per failed probe, up to 8×).
+    public var openFor: Duration
+    /// Probes that must succeed, in half-open, to close the circuit.
+    public var probes: Int
+
+    public init(
+        failureRate: Double = 0.5, window: Duration = .seconds(30), buckets: Int = 10, minRequests: Int = 10,
+        openFor: Duration = .seconds(30), probes: Int = 1
+    ) {
+        self.failureRate = failureRate
+        self.window = window
+        self.buckets = max(1, buckets)
+        self.minRequests = max(1, minRequests)
+        self.openFor = openFor
+        self.probes = max(1, probes)
+    }
+
+    public static let standard = BreakerSettings()
 }

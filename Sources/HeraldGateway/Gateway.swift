@@ -190,7 +190,7 @@ struct NotificationAPI: Sendable {
         router.post("/v1/deliveries/:id/retry") { _, context in try await replayDelivery(context: context) }
         router.post("/v1/audit/query") { request, context in try await auditQuery(request, context: context) }
         router.post("/v1/alerts/alertmanager") { request, context in try await alertmanagerWebhook(request, context: context) }
-        router.get("/v1/channels") { _, context in try channels(context: context) }
+        router.get("/v1/channels") { _, context in try await channels(context: context) }
         router.get("/v1/templates") { _, context in try templates(context: context) }
         router.post("/v1/templates/:name/render") { request, context in try await renderTemplate(request, context: context) }
         router.get("/openapi.yaml") { _, _ in
@@ -621,12 +621,24 @@ struct NotificationAPI: Sendable {
         return try Self.json(response)
     }
 
-    /// `GET /v1/channels`: what the configuration in force offers.
-    func channels(context: Context) throws -> Response {
+    /// `GET /v1/channels`: what the configuration in force offers, with each provider's circuit over
+    /// the worker replicas seen lately. The circuits are for operators' eyes: when PostgreSQL can't
+    /// answer, the channels are listed without them rather than not at all.
+    func channels(context: Context) async throws -> Response {
         _ = try context.require(.read)
         let snapshot = config.snapshot
-        return try Self.json(ChannelsResponse(snapshot))
+        let store = CircuitStore(client: components.postgres, logger: logger)
+        var circuits: [String: [String: CircuitSummary]]?
+        do {
+            circuits = try await query("reading the provider circuits") { try await store.summaries(seenWithin: Self.circuitsSeenWithin) }
+        } catch {
+            logger.warning("GET /v1/channels without circuits", metadata: ["error": "\(StoreFailure.describe(error))"])
+        }
+        return try Self.json(ChannelsResponse(snapshot, circuits: circuits))
     }
+
+    /// A replica whose rows were not touched for this long is taken to be gone (they touch every 30 s).
+    static let circuitsSeenWithin: Duration = .seconds(180)
 
     /// `GET /v1/templates`.
     func templates(context: Context) throws -> Response {

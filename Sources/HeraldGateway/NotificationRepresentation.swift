@@ -282,11 +282,45 @@ struct ChannelsResponse: Encodable, Sendable {
         var retryPolicy: String
         var maxAttempts: Int
         var providers: [String]
+        /// `providers` again, with each one's circuit.
+        var providerDetails: [Provider]
+        var breaker: Breaker?
 
         enum CodingKeys: String, CodingKey {
             case name, category, recipient, recipientFormat = "recipient_format", concurrency,
                 maxInFlightPerHost = "max_in_flight_per_host", rateLimit = "rate_limit", timeoutMs = "timeout_ms",
-                retryPolicy = "retry_policy", maxAttempts = "max_attempts", providers
+                retryPolicy = "retry_policy", maxAttempts = "max_attempts", providers, providerDetails = "provider_details",
+                breaker
+        }
+    }
+
+    struct Provider: Encodable, Sendable {
+        var name: String
+        /// nil: the breaker is off, or the state could not be read.
+        var circuit: Circuit?
+    }
+
+    struct Circuit: Encodable, Sendable {
+        var state: String
+        var replicasOpen: Int
+        var replicasReporting: Int
+        var changedAt: String?
+
+        enum CodingKeys: String, CodingKey {
+            case state, replicasOpen = "replicas_open", replicasReporting = "replicas_reporting", changedAt = "changed_at"
+        }
+    }
+
+    /// The channel's `breaker:` settings.
+    struct Breaker: Encodable, Sendable {
+        var failureRate: Double
+        var windowMs: Int64
+        var minRequests: Int
+        var openForMs: Int64
+        var probes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case failureRate = "failure_rate", windowMs = "window_ms", minRequests = "min_requests", openForMs = "open_for_ms", probes
         }
     }
 
@@ -297,16 +331,29 @@ struct ChannelsResponse: Encodable, Sendable {
         case configVersion = "config_version", channels
     }
 
-    init(_ snapshot: ConfigSnapshot) {
+    init(_ snapshot: ConfigSnapshot, circuits: [String: [String: CircuitSummary]]? = nil) {
         configVersion = snapshot.version
         channels = snapshot.registry.names.compactMap { snapshot.registry[$0] }.map { channel in
-            Channel(
+            let names = snapshot.providers(for: channel.name).map(\.name)
+            return Channel(
                 name: channel.name, category: channel.category.rawValue, recipient: channel.recipient.name,
                 recipientFormat: channel.recipient.format.rawValue, concurrency: channel.concurrency,
                 maxInFlightPerHost: channel.maxInFlightPerHost,
                 rateLimit: channel.rateLimit.map { "\($0.count)/\($0.per.timeInterval)s" },
                 timeoutMs: channel.timeout.milliseconds, retryPolicy: channel.retry.name, maxAttempts: channel.retry.maxAttempts,
-                providers: snapshot.providers(for: channel.name).map(\.name))
+                providers: names,
+                providerDetails: names.map { name in
+                    // No row from any replica seen lately: no replica has seen this circuit leave closed.
+                    let summary = circuits.map { $0[channel.name]?[name] ?? CircuitSummary(state: "closed", replicasOpen: 0, replicasReporting: 0) }
+                    return Provider(name: name, circuit: channel.breaker == nil ? nil : summary.map {
+                        Circuit(state: $0.state, replicasOpen: $0.replicasOpen, replicasReporting: $0.replicasReporting,
+                                changedAt: $0.changedAt.map(Timestamp.string))
+                    })
+                },
+                breaker: channel.breaker.map {
+                    Breaker(failureRate: $0.failureRate, windowMs: $0.window.milliseconds, minRequests: $0.minRequests,
+                            openForMs: $0.openFor.milliseconds, probes: $0.probes)
+                })
         }
     }
 }

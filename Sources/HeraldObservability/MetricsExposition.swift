@@ -73,6 +73,8 @@ public enum MetricCatalogue {
         "herald_attempts_in_flight": "Attempts a worker is making now, by channel.",
         "herald_retries_scheduled_total": "Deliveries that failed transiently and were scheduled for another attempt, by channel.",
         "herald_dead_letters_total": "Deliveries that failed for good (dead letters), by channel.",
+        "herald_provider_circuit_state": "State of this replica's circuit breaker for a provider (0 closed, 1 half-open, 2 open), by channel and provider.",
+        "herald_provider_circuit_transitions_total": "Circuit breaker transitions on this replica, by channel, provider and the state entered (open, half_open, closed).",
         "herald_rate_limit_waits_total": "Attempts that waited for the channel's rate limit (or a provider's throttle), by channel.",
         "herald_receipts_total": "Delivery receipts providers called back with, by channel, provider and result (applied, recorded, duplicate, refused, unknown_delivery).",
         "herald_messages_skipped_total": "Queue messages acknowledged without sending (already finished, cancelled or unknown).",

@@ -184,6 +184,23 @@ public enum Migrations {
             WHERE provider_message_id IS NOT NULL
             """,
         ]),
+        Migration(version: 7, name: "provider circuits (breaker state per replica, for visibility)", statements: [
+            // One row per replica and provider, written on each transition of the replica's breaker and
+            // touched (seen_at) while the replica runs. Workers never read it: a breaker judges from its
+            // own replica's outcomes; the gateway reads it for GET /v1/channels.
+            """
+            CREATE TABLE provider_circuits (
+                channel text NOT NULL,
+                provider text NOT NULL,
+                replica text NOT NULL,
+                state text NOT NULL CHECK (state IN ('closed', 'half_open', 'open')),
+                changed_at timestamptz NOT NULL,
+                reopens_at timestamptz,
+                seen_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (channel, provider, replica)
+            )
+            """,
+        ]),
     ]
 
     /// Applies every migration not yet applied; returns the versions it applied.

@@ -125,17 +125,20 @@ public func buildWorker(
     let relay = configuration.runsRelay
         ? OutboxRelay(outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher, configuration: configuration.relay, logger: logger)
         : nil
+    // Breakers are this replica's own; PostgreSQL only hears about their transitions (visibility).
+    let circuitPublisher = CircuitPublisher(store: CircuitStore(client: postgres, logger: logger), replica: workerName, logger: logger)
+    let circuits = ProviderCircuits(replica: workerName, publisher: circuitPublisher, logger: logger)
     let shared = WorkerShared(
         store: store, publisher: publisher, claimer: claimer, recorder: recorder, relay: relay,
         attempter: DeliveryAttempter(
             runtime: runtime, secrets: configuration.secrets,
             restrictToPublicAddresses: !configuration.allowPrivateTargets, receiptLinks: configuration.receiptLinks,
-            logger: logger),
+            circuits: circuits, logger: logger),
         workerName: workerName, hostDeferral: configuration.hostDeferral,
         reporting: AttemptReporting(successLevel: configuration.successLogLevel))
     let supervisor = WorkerSupervisor(
         selection: selection, config: config, endpoints: endpoints, queueType: queueType, shared: shared, logger: logger)
-    var services: [any Service] = [postgres, publisher, runtime, recorder, claimer] + (relay.map { [$0] } ?? []) + [supervisor]
+    var services: [any Service] = [postgres, publisher, runtime, recorder, claimer, circuitPublisher] + (relay.map { [$0] } ?? []) + [supervisor]
     if let port = configuration.managementPort {
         services.append(managementApplication(
             host: configuration.managementHost, port: port, exposition: configuration.metricsExposition, postgres: postgres,

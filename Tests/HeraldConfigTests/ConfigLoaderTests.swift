@@ -120,7 +120,7 @@ let goodPolicies = """
                 """,
         ])
         #expect(directory.errors() == [
-            "channels.d/a.yaml:3:1: unknown key 'concurency' in a channel (did you mean 'concurrency'?); expected one of: name, category, recipient, recipient_format, concurrency, rate_limit, rate_burst, retry, timeout, providers, max_in_flight_per_host, settings",
+            "channels.d/a.yaml:3:1: unknown key 'concurency' in a channel (did you mean 'concurrency'?); expected one of: name, category, recipient, recipient_format, concurrency, rate_limit, rate_burst, retry, timeout, providers, max_in_flight_per_host, settings, breaker",
             "channels.d/a.yaml:5:10: timeout must be a duration such as 250ms, 10s, 5m or 1h",
             "channels.d/a.yaml:4:8: unknown retry policy 'never'; defined: no-duplicates, standard",
             "channels.d/a.yaml:9:26: '{{{' switches escaping off and is not allowed; write '{{name}}': Herald escapes for the target",
