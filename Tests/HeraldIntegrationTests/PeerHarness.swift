@@ -31,6 +31,8 @@ struct PeerHarness: Sendable {
         var replacing: [(String, String)] = []
         /// Another channel made from the same file, under this name.
         var rename: String?
+        /// A channel file of the test's own instead of a shipped one (`file` is then its name).
+        var contents: String?
     }
 
     func channel(_ shipped: String) -> String { "\(shipped)-\(suffix)" }
@@ -83,7 +85,8 @@ struct PeerHarness: Sendable {
         try FileManager.default.createDirectory(at: configDirectory.appendingPathComponent("channels.d"), withIntermediateDirectories: true)
         let root = ProviderHarness.repositoryRoot
         for channel in channels {
-            var text = try String(contentsOf: root.appendingPathComponent("channels.d/\(channel.file)"), encoding: .utf8)
+            var text = try channel.contents
+                ?? String(contentsOf: root.appendingPathComponent("channels.d/\(channel.file)"), encoding: .utf8)
             for (old, new) in channel.replacing {
                 guard text.contains(old) else { throw HarnessError("\(channel.file) no longer contains '\(old)'") }
                 text = text.replacingOccurrences(of: old, with: new)
