@@ -270,7 +270,11 @@ public struct ConfigLoader: Sendable {
             ChannelDefinition(
                 name: name, category: category, recipient: RecipientField(name: recipient, format: format),
                 concurrency: concurrency, rateLimit: rateLimit, timeout: timeout, retry: retry,
-                maxInFlightPerHost: perHost.map { .some($0) } ?? .none, breaker: breaker),
+                maxInFlightPerHost: perHost.map { .some($0) } ?? .none, breaker: breaker,
+                // Only SMTP providers write MIME parts; a failover to an HTTP e-mail API would drop them.
+                carriesAttachments: category == .email && providers.allSatisfy {
+                    if case .smtp = $0.transport { true } else { false }
+                }),
             providers, nameValue
         )
     }
@@ -356,9 +360,9 @@ public struct ConfigLoader: Sendable {
 
     static let partsByCategory: [ChannelCategory: [String]] = [
         .email: ["subject", "text", "html", "text_file", "html_file"],
-        .sms: ["text", "text_file"],
+        .sms: ["text", "text_file", "image_url"],
         .push: ["title", "body", "image_url"],
-        .chat: ["text", "text_file"],
+        .chat: ["text", "text_file", "image_url"],
         .webhook: ["subject", "text", "html", "text_file", "html_file"],
     ]
 

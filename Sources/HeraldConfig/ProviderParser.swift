@@ -31,7 +31,7 @@ enum ProviderParser {
 
     static func parseHTTP(_ item: YAMLValue) -> ProviderSpec? {
         guard let provider = item.mapping("an http provider", allowed: [
-            "name", "kind", "method", "url", "headers", "auth", "body", "response", "ca_file", "sms", "receipts",
+            "name", "kind", "method", "url", "headers", "auth", "body", "response", "ca_file", "sms", "receipts", "upload",
         ]) else { return nil }
         let name = provider.required("name")?.string("name")
         var method: String? = "POST"
@@ -71,12 +71,50 @@ enum ProviderParser {
         let sms: SMSProviderSettings?? = provider["sms"].map { parseSMS($0).map(Optional.some) } ?? .some(nil)
         let receipts: ReceiptSpec?? = provider["receipts"].map { parseReceipts($0).map(Optional.some) } ?? .some(nil)
         let caFile = parseCAFile(provider)
-        guard let name, let method, let url, let auth, let body, let response, let caFile, let sms, let receipts else { return nil }
+        let upload: HTTPProviderSpec.MediaUpload?? = provider["upload"].map { parseUpload($0).map(Optional.some) } ?? .some(nil)
+        guard let name, let method, let url, let auth, let body, let response, let caFile, let sms, let receipts, let upload
+        else { return nil }
         return ProviderSpec(
             name: name,
             transport: .http(
-                HTTPProviderSpec(method: method, url: url, headers: headers, body: body, auth: auth, response: response, caFile: caFile)),
+                HTTPProviderSpec(
+                    method: method, url: url, headers: headers, body: body, auth: auth, response: response, caFile: caFile,
+                    upload: upload)),
             sms: sms, receipts: receipts)
+    }
+
+    /// The most an `upload:` may fetch: a provider's own limits are lower (Synapse's default is 50 MiB).
+    static let maxUploadBytes = 50 << 20
+
+    /// `upload: {when: message.image_url, fetch: "{{message.image_url}}", max_bytes: 10485760, method: POST,
+    /// url: "…/upload?filename={{upload.filename}}", result: content_uri, response: {…}}`.
+    static func parseUpload(_ value: YAMLValue) -> HTTPProviderSpec.MediaUpload? {
+        guard let upload = value.mapping("upload", allowed: ["when", "fetch", "max_bytes", "method", "url", "result", "response"])
+        else { return nil }
+        let when = upload.required("when")?.string("when")
+        let fetch = upload.required("fetch").flatMap { node -> CompiledTemplate? in
+            guard let text = node.template("fetch") else { return nil }
+            return compileReporting(text, escaping: .url(for: text), value: node)
+        }
+        let url = upload.required("url").flatMap { node -> CompiledTemplate? in
+            guard let text = node.template("upload url") else { return nil }
+            let lowered = text.source.lowercased()
+            guard lowered.hasPrefix("https://") || lowered.hasPrefix("http://") || lowered.hasPrefix("{{settings.") else {
+                node.error("upload url must start with https://, http:// or a {{settings.…}} URL")
+                return nil
+            }
+            return compileReporting(text, escaping: .url(for: text), value: node)
+        }
+        let maxBytes: Int? = upload["max_bytes"].map { $0.int("max_bytes", in: 1...maxUploadBytes) } ?? 10 << 20
+        var method: String? = "POST"
+        if let node = upload["method"], let text = node.string("method") {
+            method = ["POST", "PUT"].contains(text.uppercased()) ? text.uppercased() : nil
+            if method == nil { node.error("upload method must be POST or PUT") }
+        }
+        let result = upload.required("result")?.string("result")
+        let response = upload["response"].map(parseResponse) ?? HTTPProviderSpec.ResponseRules()
+        guard let when, let fetch, let url, let maxBytes, let method, let result, let response else { return nil }
+        return .init(when: when, fetch: fetch, maxBytes: maxBytes, method: method, url: url, resultPath: result, response: response)
     }
 
     /// `sms: {max_parts: 10, coding: {gsm7: "0", ucs2: "2"}}`.
@@ -294,6 +332,9 @@ enum ProviderParser {
             if mapping.keys == ["$value"] {
                 return mapping["$value"]?.string("$value").map { .contextValue(path: $0) }
             }
+            if mapping.keys.contains("$if") {
+                return conditional(value, mapping)
+            }
             var members: [HTTPProviderSpec.BodyMember] = []
             var valid = true
             for (key, _, child) in mapping.entries {
@@ -304,6 +345,25 @@ enum ProviderParser {
             value.error("aliases are not supported in bodies")
             return nil
         }
+    }
+
+    /// `{$if: path, then: …, else: …}`, at least one branch.
+    static func conditional(_ value: YAMLValue, _ mapping: YAMLMapping) -> HTTPProviderSpec.BodyValue? {
+        guard let checked = value.mapping("a $if object", allowed: ["$if", "then", "else"]) else { return nil }
+        guard let path = checked["$if"]?.string("$if") else { return nil }
+        guard checked["then"] != nil || checked["else"] != nil else {
+            value.error("$if needs then, else or both")
+            return nil
+        }
+        var valid = true
+        func branch(_ key: String) -> HTTPProviderSpec.BodyValue? {
+            guard let node = checked[key] else { return nil }
+            let parsed = bodyValue(node)
+            if parsed == nil { valid = false }
+            return parsed
+        }
+        let then = branch("then"), otherwise = branch("else")
+        return valid ? .conditional(path: path, then: then, else: otherwise) : nil
     }
 
     static func parseResponse(_ value: YAMLValue) -> HTTPProviderSpec.ResponseRules? {

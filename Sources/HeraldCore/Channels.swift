@@ -154,12 +154,17 @@ public struct ChannelDefinition: Sendable, Hashable {
     public var maxInFlightPerHost: Int?
     /// The circuit breaker each of the channel's providers gets on each replica; nil: `breaker: off`.
     public var breaker: BreakerSettings?
+    /// Whether every provider of the channel sends `message.attachments` (SMTP providers do; the
+    /// HTTP e-mail APIs as shipped don't), so a request naming only channels that would drop them
+    /// is refused at accept. Default: e-mail channels.
+    public var carriesAttachments: Bool
 
     public init(
         name: String, category: ChannelCategory = .webhook, recipient: RecipientField, concurrency: Int,
         rateLimit: RateLimit? = nil, timeout: Duration, retry: RetryPolicy,
-        maxInFlightPerHost: Int?? = .none, breaker: BreakerSettings? = .standard
+        maxInFlightPerHost: Int?? = .none, breaker: BreakerSettings? = .standard, carriesAttachments: Bool? = nil
     ) {
+        self.carriesAttachments = carriesAttachments ?? (category == .email)
         self.breaker = breaker
         self.maxInFlightPerHost = maxInFlightPerHost ?? Self.defaultMaxInFlightPerHost(recipient: recipient, concurrency: concurrency)
         self.name = name

@@ -345,15 +345,16 @@ public struct RequestValidator: Sendable {
     public static let maximumAttachmentBytes = 2 << 20
 
     /// E-mail attachments: each `{filename, content_type, content}` with base64 content. Only e-mail
-    /// channels carry them; a request whose named channels include none is refused.
+    /// channels whose providers are SMTP carry them; a request whose named channels include none is refused.
     private func validateAttachments(_ value: JSONValue, channels: [String], errors: inout [FieldError]) -> [Attachment]? {
         guard case .array(let items) = value else {
             errors.append(FieldError(field: "message.attachments", message: "must be an array, not \(value.typeName)"))
             return nil
         }
-        if !channels.isEmpty, !channels.contains(where: { registry[$0]?.category == .email }) {
+        if !channels.isEmpty, !channels.contains(where: { registry[$0]?.carriesAttachments == true }) {
             errors.append(FieldError(
-                field: "message.attachments", message: "only e-mail channels carry attachments; none of \(channels.joined(separator: ", ")) is one"))
+                field: "message.attachments",
+                message: "only e-mail channels sending through SMTP carry attachments; none of \(channels.joined(separator: ", ")) does"))
         }
         if items.count > Self.maximumAttachments {
             errors.append(FieldError(field: "message.attachments", message: "at most \(Self.maximumAttachments) attachments"))

@@ -286,11 +286,12 @@ final class CurlLoop {
         connectTimeout: Duration,
         restrict: Bool,
         caFile: String?,
-        share: UnsafeMutableRawPointer?
+        share: UnsafeMutableRawPointer?,
+        maxResponseBodyBytes: Int? = nil
     ) throws(TransferError) {
         herald_transfer_reset(
             slot.transfer,
-            self.settings.maxResponseBodyBytes,
+            maxResponseBodyBytes ?? self.settings.maxResponseBodyBytes,
             self.settings.maxResponseHeaderBytes,
             restrict ? 1 : 0
         )
@@ -321,7 +322,8 @@ final class CurlLoop {
             connectTimeout: request.connectTimeout,
             restrict: request.restrictToPublicAddresses,
             caFile: request.caFile,
-            share: nil
+            share: nil,
+            maxResponseBodyBytes: request.maxResponseBodyBytes
         )
         try slot.set(CURLOPT_USERAGENT, self.settings.userAgent)
 

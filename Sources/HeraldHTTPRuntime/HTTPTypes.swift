@@ -30,6 +30,9 @@ public struct HTTPRequest: Sendable {
     /// PEM file of the certificate authorities trusted for `https://` (instead of
     /// ``CurlRuntime/Configuration/defaultCAFile`` and the system's bundle).
     public var caFile: String?
+    /// This request's cap on the response body (a media download); nil: the runtime's
+    /// ``CurlRuntime/Configuration/maxResponseBodyBytes``.
+    public var maxResponseBodyBytes: Int?
 
     public init(
         method: String = "GET",
@@ -39,8 +42,10 @@ public struct HTTPRequest: Sendable {
         timeout: Duration = .seconds(30),
         connectTimeout: Duration = .seconds(10),
         restrictToPublicAddresses: Bool = true,
-        caFile: String? = nil
+        caFile: String? = nil,
+        maxResponseBodyBytes: Int? = nil
     ) {
+        self.maxResponseBodyBytes = maxResponseBodyBytes
         self.method = method
         self.url = url
         self.headers = headers

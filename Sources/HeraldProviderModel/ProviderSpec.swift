@@ -124,11 +124,41 @@ public struct HTTPProviderSpec: Sendable {
     public var response: ResponseRules
     /// PEM file of the CAs trusted for this provider's `https://` URL (a private CA); nil: the default.
     public var caFile: String?
+    /// A media upload made before the send (Matrix `m.image` needs an `mxc://` URI first).
+    public var upload: MediaUpload?
+
+    /// `upload:` — when the value at `when` is present, Herald fetches `fetch` (through the SSRF guard,
+    /// redirects not followed, at most `maxBytes`), sends the bytes to `url` with the provider's auth
+    /// and the fetched Content-Type, and gives the answer's `result` path to the send as
+    /// `{{upload.result}}` (with `upload.content_type`, `upload.size`, `upload.filename`).
+    public struct MediaUpload: Sendable {
+        public var when: String
+        public var fetch: CompiledTemplate
+        public var maxBytes: Int
+        public var method: String
+        public var url: CompiledTemplate
+        public var resultPath: String
+        public var response: ResponseRules
+
+        public init(
+            when: String, fetch: CompiledTemplate, maxBytes: Int, method: String, url: CompiledTemplate, resultPath: String,
+            response: ResponseRules
+        ) {
+            self.when = when
+            self.fetch = fetch
+            self.maxBytes = maxBytes
+            self.method = method
+            self.url = url
+            self.resultPath = resultPath
+            self.response = response
+        }
+    }
 
     public init(
         method: String, url: CompiledTemplate, headers: [Field], body: Body?, auth: Auth?, response: ResponseRules,
-        caFile: String? = nil
+        caFile: String? = nil, upload: MediaUpload? = nil
     ) {
+        self.upload = upload
         self.method = method
         self.url = url
         self.headers = headers
@@ -166,6 +196,10 @@ public struct HTTPProviderSpec: Sendable {
         /// A JSON value copied from the template context (`{$value: data.items}`).
         case contextValue(path: String)
         case literal(JSONValue)
+        /// `{$if: path, then: …, else: …}`: `then` when the context value at `path` is present (not
+        /// null, false, "" or empty), `else` otherwise. A missing branch leaves the node out: an
+        /// object drops the member, an array the element (an optional image block, say).
+        case conditional(path: String, then: BodyValue?, else: BodyValue?)
         case array([BodyValue])
         /// Members in the order written.
         case object([BodyMember])

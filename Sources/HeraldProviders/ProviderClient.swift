@@ -69,8 +69,12 @@ public final class ProviderClient: Sendable {
 
     private func attemptHTTP(_ http: HTTPProviderSpec, job: DeliveryJob, now: Date) async -> ProviderResult {
         let request: HTTPRequest
+        // One budget for the whole attempt: a media upload's fetch and upload count against the timeout.
+        let deadline = ContinuousClock.now + timeout
         do {
-            request = try await buildHTTPRequest(http, job: job, now: now)
+            var uploaded: [String: JSONValue] = [:]
+            if let upload = http.upload { uploaded = try await uploadMedia(upload, http: http, job: job, now: now, deadline: deadline) }
+            request = try await buildHTTPRequest(http, job: job, now: now, extra: uploaded, deadline: deadline)
         } catch {
             return ResponseClassifier.classify(error)
         }
@@ -135,11 +139,15 @@ public final class ProviderClient: Sendable {
         ]
     }
 
-    func buildHTTPRequest(_ http: HTTPProviderSpec, job: DeliveryJob, now: Date) async throws -> HTTPRequest {
-        let values = try context(for: job, now: now)
+    func buildHTTPRequest(
+        _ http: HTTPProviderSpec, job: DeliveryJob, now: Date, extra: [String: JSONValue] = [:], deadline: ContinuousClock.Instant? = nil
+    ) async throws -> HTTPRequest {
+        var values = try context(for: job, now: now)
+        values.merge(extra) { _, new in new }
         let context = RenderContext(values)
+        let timeout = try remaining(until: deadline)
 
-        let url = try renderURL(http, context: context)
+        let url = try renderURL(http.url, context: context)
         var headers = http.headers.map { HTTPHeaderField($0.name, Escaping.headerSafe($0.value.render(context))) }
         func hasHeader(_ name: String) -> Bool { headers.contains { $0.name.caseInsensitiveCompare(name) == .orderedSame } }
 
@@ -181,16 +189,16 @@ public final class ProviderClient: Sendable {
         }
     }
 
-    func renderURL(_ http: HTTPProviderSpec, context: RenderContext) throws(ProviderFailure) -> String {
-        let rendered = http.url.render(context)
-        if http.urlIsSingleValue {
+    func renderURL(_ template: CompiledTemplate, context: RenderContext) throws(ProviderFailure) -> String {
+        let rendered = template.render(context)
+        if template.source.isSingleValue {
             let url = rendered.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !url.isEmpty else { throw .permanent("url: the value \(http.url.source.source) is empty") }
+            guard !url.isEmpty else { throw .permanent("url: the value \(template.source.source) is empty") }
             return url
         }
         // Values are percent-encoded, so they can't add a '/', '?' or '#'; but a value of exactly "." or ".."
         // between two literal slashes would still be a dot segment, which moves up the path: refuse it.
-        if Self.hasDotSegment(rendered), !Self.hasDotSegment(http.url.source.source) {
+        if Self.hasDotSegment(rendered), !Self.hasDotSegment(template.source.source) {
             throw .permanent("url: a value made a '.' or '..' path segment")
         }
         return rendered
@@ -204,6 +212,95 @@ public final class ProviderClient: Sendable {
         return path.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == "." || $0 == ".." }
     }
 
+    /// What is left of the attempt's budget; an attempt that used it all up is a transient failure.
+    func remaining(until deadline: ContinuousClock.Instant?) throws(ProviderFailure) -> Duration {
+        guard let deadline else { return timeout }
+        let left = deadline - .now
+        guard left > .milliseconds(50) else { throw ProviderFailure(.transientFailure, "the attempt's timeout was used up before the send") }
+        return left
+    }
+
+    // MARK: Media upload
+
+    /// The `upload` values for the send (`upload.result`, `content_type`, `size`, `filename`), or none
+    /// when the value that asks for an upload is absent. A fetch or an upload that fails ends the
+    /// attempt: transient when another try may work (5xx, 429, a timeout), permanent when not.
+    func uploadMedia(
+        _ upload: HTTPProviderSpec.MediaUpload, http: HTTPProviderSpec, job: DeliveryJob, now: Date, deadline: ContinuousClock.Instant
+    ) async throws -> [String: JSONValue] {
+        var values = try context(for: job, now: now)
+        guard Self.isPresent(JSONValue.object(values).value(atPath: upload.when)) else { return [:] }
+        let source = upload.fetch.render(RenderContext(values)).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard source.lowercased().hasPrefix("https://") || source.lowercased().hasPrefix("http://") else {
+            throw ProviderFailure.permanent("upload: the media URL is not an http(s) URL")
+        }
+        let fetched = try await mediaStep("fetching the media") {
+            // Through the SSRF guard like every request; redirects are not followed.
+            let budget = try self.remaining(until: deadline)
+            return try await self.runtime.execute(HTTPRequest(
+                method: "GET", url: source, headers: [HTTPHeaderField("Accept", "*/*")], timeout: budget,
+                connectTimeout: min(budget, .seconds(10)), restrictToPublicAddresses: self.restrictToPublicAddresses,
+                maxResponseBodyBytes: upload.maxBytes))
+        }
+        guard (200...299).contains(fetched.status) else {
+            let outcome: AttemptOutcome = [408, 425, 429].contains(fetched.status) || fetched.status >= 500 ? .transientFailure : .permanentFailure
+            throw ProviderFailure(outcome, "fetching the media: the media URL answered HTTP \(fetched.status)", httpStatus: fetched.status)
+        }
+        guard !fetched.bodyTruncated else { throw ProviderFailure.permanent("fetching the media: it is over max_bytes (\(upload.maxBytes) bytes)") }
+        guard !fetched.body.isEmpty else { throw ProviderFailure.permanent("fetching the media: the media URL answered an empty body") }
+        let contentType = Escaping.headerSafe(fetched.header("Content-Type") ?? "application/octet-stream")
+        var described: [String: JSONValue] = [
+            "content_type": .string(contentType), "size": .integer(Int64(fetched.body.count)),
+            "filename": .string(Self.filename(fromURL: source)),
+        ]
+        values["upload"] = .object(described)
+        let context = RenderContext(values)
+        var headers = [HTTPHeaderField("Content-Type", contentType)]
+        if let auth = http.auth {
+            headers += try await authHeaders(auth, context: context, values: values, body: fetched.body, job: job, now: now)
+        }
+        let url = try renderURL(upload.url, context: context)
+        let answer = try await mediaStep("uploading the media") {
+            let budget = try self.remaining(until: deadline)
+            return try await self.runtime.execute(HTTPRequest(
+                method: upload.method, url: url, headers: headers, body: fetched.body, timeout: budget,
+                connectTimeout: min(budget, .seconds(10)), restrictToPublicAddresses: self.restrictToPublicAddresses,
+                caFile: http.caFile))
+        }
+        var result = ResponseClassifier.classify(answer, rules: upload.response, now: Date())
+        guard result.outcome == .success else {
+            result.error = "uploading the media: " + (result.error ?? "")
+            throw ProviderFailure(result)
+        }
+        guard let uploaded = ResponseClassifier.parseJSON(answer.body)?.value(atPath: upload.resultPath).flatMap(ResponseClassifier.scalarText)
+        else {
+            throw ProviderFailure(.permanentFailure, "uploading the media: the answer has no \(upload.resultPath)", httpStatus: answer.status)
+        }
+        described["result"] = .string(uploaded)
+        return ["upload": .object(described)]
+    }
+
+    /// A fetch or an upload that got no answer. Neither sent the message, so even a transfer that
+    /// may have reached the server is only transient: repeating it costs a duplicate upload at most.
+    private func mediaStep(_ what: String, _ body: () async throws -> HTTPResponse) async throws -> HTTPResponse {
+        do {
+            return try await body()
+        } catch {
+            var result = ResponseClassifier.classify(error)
+            if result.outcome == .ambiguous { result.outcome = .transientFailure }
+            result.error = "\(what): " + (result.error ?? "")
+            throw ProviderFailure(result)
+        }
+    }
+
+    /// The last path segment of a URL (percent-decoded), or "media".
+    static func filename(fromURL url: String) -> String {
+        let path = url.split(separator: "?", maxSplits: 1).first.map(String.init) ?? url
+        let last = path.split(separator: "/").last.map(String.init) ?? ""
+        let decoded = last.removingPercentEncoding ?? last
+        return decoded.isEmpty || path.hasSuffix("/") || !path.dropFirst(8).contains("/") ? "media" : decoded
+    }
+
     /// Serialises a JSON body: template leaves rendered as text and written as JSON strings,
     /// `{$value: path}` copied from the context (null when absent), literals as they are.
     static func writeJSON(_ value: HTTPProviderSpec.BodyValue, context: RenderContext, values: JSONValue, into out: inout String) {
@@ -214,14 +311,40 @@ public final class ProviderClient: Sendable {
             JSONWriter.write(values.value(atPath: path) ?? .null, into: &out)
         case .literal(let json):
             JSONWriter.write(json, into: &out)
+        case .conditional:
+            if let chosen = chosen(value, values: values) {
+                writeJSON(chosen, context: context, values: values, into: &out)
+            } else {
+                out += "null"
+            }
         case .array(let elements):
-            JSONWriter.writeArray(elements, into: &out) { element, out in
+            JSONWriter.writeArray(elements.lazy.compactMap { chosen($0, values: values) }, into: &out) { element, out in
                 writeJSON(element, context: context, values: values, into: &out)
             }
         case .object(let members):
-            JSONWriter.writeObject(members.lazy.map { ($0.key, $0.value) }, into: &out) { member, out in
+            let present = members.lazy.compactMap { member in chosen(member.value, values: values).map { (key: member.key, value: $0) } }
+            JSONWriter.writeObject(present, into: &out) { member, out in
                 writeJSON(member, context: context, values: values, into: &out)
             }
+        }
+    }
+
+    /// The node a `{$if}` stands for (nested ones followed), or nil when it leaves itself out; any other
+    /// node is itself.
+    static func chosen(_ value: HTTPProviderSpec.BodyValue, values: JSONValue) -> HTTPProviderSpec.BodyValue? {
+        guard case .conditional(let path, let then, let otherwise) = value else { return value }
+        let branch = isPresent(values.value(atPath: path)) ? then : otherwise
+        return branch.flatMap { chosen($0, values: values) }
+    }
+
+    /// Present: there, and not null, false, "" or an empty array or object.
+    static func isPresent(_ value: JSONValue?) -> Bool {
+        switch value {
+        case nil, .null?, .bool(false)?: false
+        case .string(let text)?: !text.isEmpty
+        case .array(let items)?: !items.isEmpty
+        case .object(let members)?: !members.isEmpty
+        default: true
         }
     }
 

@@ -35,6 +35,8 @@ public struct ProviderFailure: Error, Sendable, Hashable, CustomStringConvertibl
 
     public var description: String { result.error ?? "\(result.outcome.rawValue)" }
 
+    public init(_ result: ProviderResult) { self.result = result }
+
     static func permanent(_ message: String) -> ProviderFailure { ProviderFailure(.permanentFailure, message) }
 }
 

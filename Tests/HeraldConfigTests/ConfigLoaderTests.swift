@@ -162,7 +162,7 @@ let goodPolicies = """
                 """,
         ])
         #expect(directory.errors() == [
-            "templates/t.yaml:4:24: unknown key 'subject' in the sms part of locale 'en'; expected one of: text, text_file",
+            "templates/t.yaml:4:24: unknown key 'subject' in the sms part of locale 'en'; expected one of: text, text_file, image_url",
             "templates/t.yaml:2:17: default_locale 'de' is not one of the locales: en",
             "routing.yaml:3:12: invalid match filter: invalid filter at data.amount.$gtx: unknown operator '$gtx'",
             "routing.yaml:4:21: unknown channel 'pigeon'; defined: sms",
@@ -266,6 +266,29 @@ let goodPolicies = """
         ])
         let provider = try #require(try directory.load().get().providers(for: "hook").first)
         #expect(provider.secretNames == ["COPIED", "HEADER_KEY", "HMAC", "HOST", "SECTION"])
+    }
+
+    @Test func aConditionalBodyNodeNeedsABranchAndNoOtherKeys() throws {
+        let directory = try ConfigDirectory([
+            "channels.d/hook.yaml": """
+                name: hook
+                recipient: webhook_url
+                providers:
+                  - name: receiver
+                    kind: http
+                    url: "https://example.com/in"
+                    body:
+                      json:
+                        image: {$if: message.image_url}
+                        photo: {$if: message.image_url, then: "{{message.image_url}}", otherwise: x}
+                        good: {$if: message.image_url, then: [{url: "{{message.image_url}}"}], else: {$value: data.fallback}}
+
+                """,
+        ])
+        #expect(directory.errors() == [
+            "channels.d/hook.yaml:9:16: $if needs then, else or both",
+            "channels.d/hook.yaml:10:72: unknown key 'otherwise' in a $if object; expected one of: $if, then, else",
+        ])
     }
 
     @Test func aMissingDirectoryPartIsEmptyNotAnError() throws {

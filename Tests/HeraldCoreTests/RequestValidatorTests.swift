@@ -48,6 +48,27 @@ import Testing
             == [FieldError(field: "message.text", message: "is required when neither subject nor html is given (or name a 'template')")])
     }
 
+    @Test func attachmentsNeedAChannelThatSendsThem() throws {
+        func channel(_ name: String, carries: Bool? = nil) -> ChannelDefinition {
+            ChannelDefinition(
+                name: name, category: .email, recipient: RecipientField(name: "email", format: .email), concurrency: 1,
+                timeout: .seconds(5), retry: .standard, carriesAttachments: carries)
+        }
+        let validator = RequestValidator(registry: ChannelRegistry([channel("smtp"), channel("api", carries: false)]))
+        let attachment: JSONValue = ["filename": "a.txt", "content_type": "text/plain", "content": "aGk="]
+        func body(_ channels: [JSONValue]) -> JSONValue {
+            ["channels": .array(channels), "to": ["email": "a@example.com"], "message": ["text": "t", "attachments": [attachment]]]
+        }
+        guard case .failure(let refused) = validator.validate(body(["api"])) else {
+            Issue.record("an e-mail channel through an HTTP API would drop the attachments")
+            return
+        }
+        #expect(refused.errors == [FieldError(
+            field: "message.attachments", message: "only e-mail channels sending through SMTP carry attachments; none of api does")])
+        let accepted = try validator.validate(body(["api", "smtp"])).get()
+        #expect(accepted.message.attachments?.map(\.filename) == ["a.txt"])
+    }
+
     @Test func rejectsANonObjectBody() {
         #expect(errors([1, 2]) == [FieldError(field: "", message: "the body must be a JSON object, not array")])
     }

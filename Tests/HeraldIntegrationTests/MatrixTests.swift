@@ -1,6 +1,10 @@
 import Foundation
 import HeraldCore
 import HeraldProviders
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -65,6 +69,76 @@ struct MatrixTests {
         let page = try await call("GET", "/_matrix/client/v3/rooms/\(encoded)/messages?dir=b&limit=100", token: token)
         return (page["chunk"]?.arrayValue ?? []).reversed().compactMap { event in
             event["type"] == "m.room.message" ? event.value(atPath: "content.body")?.stringValue : nil
+        }
+    }
+
+    /// A 1×1 PNG, served by a local HTTP server as the message's image.
+    static let png: [UInt8] = Array(Data(base64Encoded:
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==")!)
+
+    /// An image message: the worker fetches the image, uploads it to Synapse's media repository and
+    /// sends m.image with the mxc:// URI; read back from the room and the media downloaded from Synapse
+    /// byte for byte. A text message on the same channel stays m.text.
+    @Test func anImageMessageIsUploadedAndSentAsMImage() async throws {
+        let sender = try await Self.freshSender()
+        let served = Mutex(0)
+        let router = Router()
+        router.get("/images/{name}") { _, _ -> Response in
+            served.withLock { $0 += 1 }
+            return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: Self.png)))
+        }
+        let port = Mutex<Int?>(nil)
+        let images = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } }, logger: TestServers.logger)
+        let servers = ServiceGroup(services: [images], logger: TestServers.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await servers.run() }
+            let imagePort = try await eventually(timeout: .seconds(5), "the image server to listen") { port.withLock { $0 } }
+            let imageURL = "http://127.0.0.1:\(imagePort)/images/pixel%20one.png"
+            try await PeerHarness.with(
+                channels: [.init(file: "matrix.yaml", replacing: [
+                    ("default: \"https://matrix-client.matrix.org\"", "default: \"\(Self.homeserver)\""),
+                ])],
+                secrets: ["MATRIX_ACCESS_TOKEN": sender.token]
+            ) { harness in
+                let imageID = try await harness.accepted([
+                    "channel": .string(harness.channel("matrix")), "to": ["matrix_room_id": .string(sender.room)],
+                    "message": ["text": "a picture", "image_url": .string(imageURL)],
+                ])
+                let textID = try await harness.accepted([
+                    "channel": .string(harness.channel("matrix")), "to": ["matrix_room_id": .string(sender.room)],
+                    "message": ["text": "just words"],
+                ])
+                for id in [imageID, textID] {
+                    let final = try await harness.wait(id: id, for: ["sent", "failed"], timeout: .seconds(60))
+                    #expect(final.value(atPath: "deliveries.0.status") == "sent", "\(final.value(atPath: "deliveries.0") ?? .null)")
+                }
+                #expect(served.withLock { $0 } == 1, "the image is fetched once")
+
+                let encoded = sender.room.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? sender.room
+                let page = try await Self.call("GET", "/_matrix/client/v3/rooms/\(encoded)/messages?dir=f&limit=100", token: sender.token)
+                let contents = (page["chunk"]?.arrayValue ?? []).filter { $0["type"] == "m.room.message" }.compactMap { $0["content"] }
+                let image = try #require(contents.first { $0["msgtype"] == "m.image" }, "\(contents)")
+                #expect(image["body"] == "a picture")
+                #expect(image.value(atPath: "info.mimetype") == "image/png")
+                #expect(image.value(atPath: "info.size") == .integer(Int64(Self.png.count)))
+                let mxc = try #require(image["url"]?.stringValue)
+                #expect(mxc.hasPrefix("mxc://"))
+                let text = try #require(contents.first { $0["body"] == "just words" })
+                #expect(text["msgtype"] == "m.text")
+                #expect(text["url"] == nil)
+
+                // The media Synapse stored is the image, byte for byte (authenticated media download).
+                let mediaPath = "/_matrix/client/v1/media/download/" + mxc.dropFirst("mxc://".count)
+                var request = URLRequest(url: URL(string: Self.homeserver + mediaPath)!, timeoutInterval: 20)
+                request.setValue("Bearer \(sender.token)", forHTTPHeaderField: "Authorization")
+                let (data, response) = try await URLSession.shared.data(for: request)
+                #expect((response as? HTTPURLResponse)?.statusCode == 200, "\(String(decoding: data, as: UTF8.self))")
+                #expect(Array(data) == Self.png)
+            }
+            await servers.triggerGracefulShutdown()
+            try await group.waitForAll()
         }
     }
 

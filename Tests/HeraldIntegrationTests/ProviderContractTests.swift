@@ -169,6 +169,85 @@ struct ProviderContractTests {
         }
     }
 
+    static let imageURL = "https://cdn.example.com/herald/itest-image.png?size=large&v=2"
+
+    /// A message with `image_url` through each channel whose provider carries images: the request is
+    /// the provider's image form (checked against its contract by the stand-in), with the image where
+    /// the provider reads it and the text still there.
+    static func imageCases(standin: String) -> [Case] {
+        let t = hostileText, image = imageURL
+        return [
+            Case(channel: "sms-twilio", provider: "twilio", to: ["phone": "+15550100011"], marker: "15550100011",
+                carried: { [($0.form["MediaUrl"], image), ($0.form["Body"], t)] }, messageIDPath: "sid"),
+            Case(channel: "telegram", provider: "telegram", to: ["telegram_chat_id": "-1009876543211"], marker: "-1009876543211",
+                carried: {
+                    [($0.decodedPath.hasSuffix("/sendPhoto") ? "sendPhoto" : $0.decodedPath, "sendPhoto"),
+                     ($0.json?["photo"]?.stringValue, image), ($0.json?["caption"]?.stringValue, t),
+                     ($0.json?["text"] == nil ? "no text" : "text", "no text")]
+                }, messageIDPath: "result.message_id"),
+            Case(channel: "slack", provider: "slack-hooks", to: ["slack_webhook_url": "\(standin)/slack-hooks/services/T0ITEST/B0ITEST/itestimage"],
+                marker: "itestimage",
+                carried: {
+                    [($0.json?.value(atPath: "blocks.1.image_url")?.stringValue, image), ($0.json?.value(atPath: "blocks.0.text.text")?.stringValue, t),
+                     ($0.json?["text"]?.stringValue, t)]
+                }, messageIDPath: nil),
+            Case(channel: "slack-bot", provider: "slack", to: ["slack_channel": "C0ITESTIMAGE"], marker: "C0ITESTIMAGE",
+                carried: {
+                    [($0.json?.value(atPath: "blocks.1.type")?.stringValue, "image"), ($0.json?.value(atPath: "blocks.1.image_url")?.stringValue, image)]
+                }, messageIDPath: "ts"),
+            Case(channel: "discord", provider: "discord",
+                to: ["discord_webhook_id": "223704706495545345", "discord_webhook_token": "itest-discord-image"],
+                marker: "223704706495545345",
+                carried: { [($0.json?.value(atPath: "embeds.0.image.url")?.stringValue, image), ($0.json?["content"]?.stringValue, t)] },
+                messageIDPath: "id"),
+            Case(channel: "teams", provider: "teams", to: ["teams_webhook_url": "\(standin)/teams/workflows/itest-teams-image"],
+                marker: "itest-teams-image",
+                carried: {
+                    [($0.json?.value(atPath: "attachments.0.content.body.2.type")?.stringValue, "Image"),
+                     ($0.json?.value(atPath: "attachments.0.content.body.2.url")?.stringValue, image)]
+                }, messageIDPath: nil),
+            Case(channel: "push-fcm", provider: "fcm", to: ["fcm_token": "itest-fcm-image-token"], marker: "itest-fcm-image-token",
+                carried: { [($0.json?.value(atPath: "message.notification.image")?.stringValue, image)] }, messageIDPath: "name"),
+            Case(channel: "push-apns", provider: "apns", to: ["apns_token": "b1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f91"],
+                marker: "b1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f91",
+                carried: {
+                    [(Self.scalar($0.json?.value(atPath: "aps.mutable-content")), "1"), ($0.json?["image_url"]?.stringValue, image)]
+                }, messageIDPath: nil),
+            Case(channel: "whatsapp", provider: "whatsapp", to: ["phone": "+15550100015"], marker: "15550100015",
+                carried: {
+                    [($0.json?["type"]?.stringValue, "image"), ($0.json?.value(atPath: "image.link")?.stringValue, image),
+                     ($0.json?.value(atPath: "image.caption")?.stringValue, t), ($0.json?["text"] == nil ? "no text" : "text", "no text")]
+                }, messageIDPath: "messages.0.id"),
+        ]
+    }
+
+    @Test func channelsThatCarryImagesSendTheProvidersImageForm() async throws {
+        try await ProviderHarness.with { harness in
+            let cases = Self.imageCases(standin: harness.standin.baseURL)
+            var ids: [String: String] = [:]
+            for item in cases {
+                ids[item.channel] = try await harness.post(channel: item.channel, to: item.to, imageURL: Self.imageURL)
+            }
+            for (channel, id) in ids.sorted(by: { $0.key < $1.key }) {
+                let final = try await harness.waitForTerminal(id: id)
+                #expect(final.value(atPath: "deliveries.0.status") == "sent", "\(channel): \(final.value(atPath: "deliveries.0") ?? .null)")
+                #expect(final.value(atPath: "deliveries.0.message.image_url")?.stringValue == Self.imageURL, "\(channel) stores the image")
+            }
+            let records = try await harness.standin.requests()
+            for record in records {
+                #expect(record.valid, "\(record.provider) \(record.method) \(record.path): \(record.violations)")
+            }
+            for item in cases {
+                let matching = records.filter { $0.provider == item.provider && $0.haystack.contains(item.marker) }
+                #expect(matching.count == 1, "\(item.channel): \(matching.count) requests to \(item.provider)")
+                guard let record = matching.first else { continue }
+                for (actual, expected) in item.carried(record) {
+                    #expect(actual == expected, "\(item.channel) (\(item.provider)): \(actual ?? "nil") instead of \(expected)")
+                }
+            }
+        }
+    }
+
     @Test func aProviderAnswering503ThenOKShowsTwoAttemptsAndSent() async throws {
         try await ProviderHarness.with { harness in
             try await harness.standin.script(provider: "twilio", statuses: [503])
@@ -264,15 +343,16 @@ struct ProviderHarness: Sendable {
         return value.isEmpty ? repositoryRoot.appendingPathComponent("provider-specs").path : value
     }
 
-    func post(channel: String, to: [String: String]) async throws -> String {
-        try await post(channel: channel, to: to.mapValues { .string($0) })
+    func post(channel: String, to: [String: String], imageURL: String? = nil) async throws -> String {
+        try await post(channel: channel, to: to.mapValues { .string($0) }, imageURL: imageURL)
     }
 
-    func post(channel: String, to: [String: JSONValue]) async throws -> String {
-        var request: [String: JSONValue] = [
-            "channel": .string("\(channel)-\(suffix)"), "to": .object(to),
-            "message": ["subject": .string(ProviderContractTests.hostileSubject), "text": .string(ProviderContractTests.hostileText)],
+    func post(channel: String, to: [String: JSONValue], imageURL: String? = nil) async throws -> String {
+        var message: [String: JSONValue] = [
+            "subject": .string(ProviderContractTests.hostileSubject), "text": .string(ProviderContractTests.hostileText),
         ]
+        if let imageURL { message["image_url"] = .string(imageURL) }
+        var request: [String: JSONValue] = ["channel": .string("\(channel)-\(suffix)"), "to": .object(to), "message": .object(message)]
         request["metadata"] = ["test": "provider-contract"]
         let body = try JSONEncoder().encode(JSONValue.object(request))
         let response = try await client.execute(

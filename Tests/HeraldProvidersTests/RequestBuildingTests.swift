@@ -45,6 +45,34 @@ struct RequestBuildingTests {
         #expect(!text.contains("</script>"))
     }
 
+    @Test("JSON body: $if takes then when the value is present, else when not, and leaves a node without a branch out")
+    func conditionalBody() async throws {
+        let image: HTTPProviderSpec.BodyValue = .template(Fixtures.t("{{message.image_url}}"))
+        let body: HTTPProviderSpec.BodyValue = .object([
+            .init(key: "type", value: .conditional(path: "message.image_url", then: .literal("image"), else: .literal("text"))),
+            .init(key: "photo", value: .conditional(path: "message.image_url", then: image, else: nil)),
+            .init(key: "text", value: .conditional(path: "message.image_url", then: nil, else: .template(Fixtures.t("{{message.text}}")))),
+            .init(key: "blocks", value: .array([
+                .literal(.string("first")),
+                .conditional(path: "message.image_url", then: .object([.init(key: "url", value: image)]), else: nil),
+                // Nested: the inner $if decides once the outer one chose it.
+                .conditional(path: "message.text", then: .conditional(path: "message.image_url", then: .literal(1), else: nil), else: nil),
+            ])),
+        ])
+        let client = try Fixtures.client(Fixtures.http(url: "https://api.example.com/send", body: .json(body)))
+
+        let withImage = try await client.buildRequest(
+            for: Fixtures.job(message: MessageContent(text: "hi", imageURL: "https://cdn.example.com/a.png")), now: Fixtures.now)
+        #expect(String(decoding: withImage.body, as: UTF8.self)
+            == #"{"type":"image","photo":"https://cdn.example.com/a.png","blocks":["first",{"url":"https://cdn.example.com/a.png"},1]}"#)
+
+        // Absent, and present but empty, are the same: no image.
+        for message in [MessageContent(text: "hi"), MessageContent(text: "hi", imageURL: "")] {
+            let without = try await client.buildRequest(for: Fixtures.job(message: message), now: Fixtures.now)
+            #expect(String(decoding: without.body, as: UTF8.self) == #"{"type":"text","text":"hi","blocks":["first"]}"#)
+        }
+    }
+
     @Test("a Content-Type header from the configuration wins over the body's default")
     func contentTypeOverride() async throws {
         let client = try Fixtures.client(

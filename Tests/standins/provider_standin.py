@@ -421,6 +421,10 @@ def check_fcm(req, problems):
         issued = token in STATE.google_tokens
     if not issued:
         problems.append("Authorization is not a bearer token issued by the token endpoint (/fcm-token)")
+    body = parse_json(req, problems)
+    image = body.get("message", {}).get("notification", {}).get("image") if isinstance(body, dict) else None
+    if image is not None and not (isinstance(image, str) and image.startswith("https://")):
+        problems.append("message.notification.image must be an HTTPS URL")
     project = req["decoded_path"].split("/")[3] if req["decoded_path"].count("/") >= 4 else "p"
     return 200, "application/json", jbody(
         {"name": "projects/%s/messages/0:%d%%%s" % (project, int(time.time() * 1e6), uuid.uuid4().hex[:16])}), {}
@@ -512,6 +516,8 @@ def check_apns(req, problems):
             problems.append("apns-push-type alert but aps has no alert")
         if push_type == "background" and (aps.get("content-available") != 1 or {"alert", "badge", "sound"} & set(aps)):
             problems.append("apns-push-type background needs content-available: 1 and no alert/badge/sound")
+        if "mutable-content" in aps and aps["mutable-content"] != 1:
+            problems.append("aps.mutable-content is %r; the only value is 1" % aps["mutable-content"])
         alert = aps.get("alert")
         if isinstance(alert, dict):
             for key in ("title", "body", "subtitle"):
@@ -550,6 +556,16 @@ def check_telegram(req, problems):
     openapi_validate("telegram", req, problems)
     body = parse_json(req, problems)
     body = body if isinstance(body, dict) else {}
+    method = req["decoded_path"].rsplit("/", 1)[-1]
+    if method == "sendPhoto":
+        if not http_url(body.get("photo")):
+            problems.append("sendPhoto needs photo: a file_id or an http(s) URL here (Bad Request: wrong file identifier)")
+        if "text" in body:
+            problems.append("sendPhoto has no text; the text goes in caption")
+        if len(body.get("caption") or "") > 1024:
+            problems.append("caption is over 1,024 characters (Bad Request: message caption is too long)")
+    elif method == "sendMessage" and not body.get("text"):
+        problems.append("sendMessage needs a non-empty text (Bad Request: message text is empty)")
     chat = body.get("chat_id")
     try:
         chat_id = int(chat)
@@ -560,10 +576,38 @@ def check_telegram(req, problems):
         "text": body.get("text")}}), {}
 
 
+def http_url(value):
+    return isinstance(value, str) and re.match(r"https?://[^/\s]+", value) is not None
+
+
+def check_blocks(blocks, problems):
+    """Block Kit as Slack's reference states it for the blocks Herald sends (section, image)."""
+    if blocks is None:
+        return
+    if not isinstance(blocks, list) or not 1 <= len(blocks) <= 50:
+        problems.append("blocks must be an array of 1-50 blocks (invalid_blocks)")
+        return
+    for index, block in enumerate(blocks):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "image":
+            if not http_url(block.get("image_url")) or len(block["image_url"]) > 3000:
+                problems.append("blocks[%d]: an image block needs image_url, a URL of at most 3,000 characters" % index)
+            if not isinstance(block.get("alt_text"), str) or not 1 <= len(block["alt_text"]) <= 2000:
+                problems.append("blocks[%d]: an image block needs alt_text of 1-2,000 characters" % index)
+        elif kind == "section":
+            text = block.get("text")
+            if not isinstance(text, dict) or text.get("type") not in ("plain_text", "mrkdwn") \
+                    or not isinstance(text.get("text"), str) or not 1 <= len(text["text"]) <= 3000:
+                problems.append("blocks[%d]: a section's text is {type: plain_text|mrkdwn, text: 1-3,000 characters}" % index)
+        else:
+            problems.append("blocks[%d]: type %r is not a block Herald is expected to send" % (index, kind))
+
+
 def check_slack(req, problems):
     openapi_validate("slack", req, problems)
     body = parse_json(req, problems)
     body = body if isinstance(body, dict) else {}
+    check_blocks(body.get("blocks"), problems)
     if not (body.get("text") or body.get("blocks") or body.get("attachments")):
         problems.append("chat.postMessage needs text, blocks or attachments")
     ctype = req["headers"].get("content-type", "").replace(" ", "").lower()
@@ -582,6 +626,8 @@ def check_slack_hook(req, problems):
     body = parse_json(req, problems)
     if not isinstance(body, dict) or not (isinstance(body.get("text"), str) and body["text"] or body.get("blocks")):
         problems.append("the payload needs a non-empty text (or blocks) (invalid_payload / no_text)")
+    if isinstance(body, dict):
+        check_blocks(body.get("blocks"), problems)
     return 200, "text/html", b"ok", {}
 
 
@@ -645,6 +691,10 @@ def check_teams(req, problems):
                 problems.append("Action.Submit is not supported by incoming webhooks")
             if isinstance(element, dict) and element.get("type") == "TextBlock" and not isinstance(element.get("text"), str):
                 problems.append("a TextBlock needs a string text")
+            if isinstance(element, dict) and element.get("type") == "Image" and not http_url(element.get("url")):
+                problems.append("an Image element needs url: an http(s) URL")
+            if element is None:
+                problems.append("a card element is null")
     return 202, None, b"", {}
 
 
@@ -668,6 +718,15 @@ def check_matrix(req, problems):
 def check_whatsapp(req, problems):
     openapi_validate("whatsapp", req, problems)
     body = parse_json(req, problems)
+    if isinstance(body, dict):
+        kind = body.get("type", "text")
+        # The Cloud API reads the object named by type; another one present is an error (#100).
+        for other in ("text", "image", "document", "video", "audio"):
+            if other != kind and other in body:
+                problems.append("type is %r but the message also has %r" % (kind, other))
+        media = body.get(kind) if kind in ("image", "document", "video", "audio") else None
+        if kind != "text" and not (isinstance(media, dict) and (http_url(media.get("link")) or media.get("id"))):
+            problems.append("a %s message needs %s.link (an http(s) URL) or %s.id" % (kind, kind, kind))
     to = body.get("to") if isinstance(body, dict) else None
     return 200, "application/json", jbody({
         "messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": str(to or "").lstrip("+")}],
