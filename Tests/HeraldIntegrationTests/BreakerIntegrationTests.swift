@@ -10,7 +10,7 @@ import Testing
 /// state is read where an operator reads it: `GET /v1/channels`.
 @Suite("Provider circuit breaker, end to end", .serialized)
 struct BreakerIntegrationTests {
-    static let openFor: TimeInterval = 2
+    static let openFor: TimeInterval = 5
     static let minRequests = 4
 
     static func channelFile(primary: Int, secondary: Int) -> String {
@@ -21,7 +21,7 @@ struct BreakerIntegrationTests {
         retry: standard
         timeout: 5s
         concurrency: 1
-        breaker: {failure_rate: 50%, window: 20s, min_requests: \(minRequests), open_for: \(Int(openFor))s, probes: 1}
+        breaker: {failure_rate: 50%, window: 60s, min_requests: \(minRequests), open_for: \(Int(openFor))s, probes: 1}
         providers:
           - name: primary
             kind: http
@@ -83,16 +83,15 @@ struct BreakerIntegrationTests {
                 }
                 #expect(shown)
                 // …and the primary is not called while open: straight to the secondary.
-                for index in 0..<3 {
+                for index in 0..<2 {
                     #expect(try await Self.sendOne(harness, "open \(index)") == "secondary")
                 }
-                #expect(primary.requests.count == Self.minRequests, "an open circuit must not call its provider")
-                #expect(Date().timeIntervalSince(openedAt) < Self.openFor, "the test sent too slowly to see the open circuit")
-
                 // Back: after open_for a probe goes to the primary, succeeds and closes the circuit.
                 primary.fallbackStatus.withLock { $0 = 200 }
+                let early = primary.requests.dropFirst(Self.minRequests).filter { $0.at < openedAt.addingTimeInterval(Self.openFor - 0.1) }
+                #expect(early.isEmpty, "an open circuit must not call its provider before open_for")
                 var sentBy = ""
-                let deadline = openedAt.addingTimeInterval(Self.openFor + 10)
+                let deadline = openedAt.addingTimeInterval(Self.openFor * 3 + 10)
                 while sentBy != "primary" && Date() < deadline {
                     sentBy = try await Self.sendOne(harness, "back")
                     if sentBy != "primary" { try await Task.sleep(for: .milliseconds(200)) }
@@ -101,7 +100,8 @@ struct BreakerIntegrationTests {
                 let probe = try #require(primary.requests.dropFirst(Self.minRequests).first)
                 let openFor = probe.at.timeIntervalSince(openedAt)
                 #expect(openFor >= Self.openFor - 0.1, "probed \(openFor) s after opening, before open_for")
-                #expect(openFor <= Self.openFor + 2, "probed \(openFor) s after opening")
+                // A notification goes out every ~0.2 s plus its delivery: the probe follows open_for closely.
+                #expect(openFor <= Self.openFor + 3, "probed \(openFor) s after opening")
                 let closed = try await eventually(timeout: .seconds(5), "GET /v1/channels to show the primary closed") {
                     try await Self.circuit(harness, "primary") == "closed" ? true : nil
                 }
