@@ -193,28 +193,37 @@ public struct MessageContent: Sendable, Hashable, Codable {
 public struct Attachment: Sendable, Hashable, Codable {
     public var filename: String
     public var contentType: String
-    /// RFC 4648 base64 of the bytes, without line breaks.
+    /// RFC 4648 base64 of the bytes, without line breaks; empty for a file still to be fetched from `url`.
     public var content: String
+    /// Where the worker fetches the file at send (through the SSRF guard); nil: `content` holds it.
+    public var url: String?
 
-    public init(filename: String, contentType: String, content: String) {
+    public init(filename: String, contentType: String, content: String, url: String? = nil) {
         self.filename = filename
         self.contentType = contentType
         self.content = content
+        self.url = url
     }
 
     enum CodingKeys: String, CodingKey {
-        case filename, contentType = "content_type", content
+        case filename, contentType = "content_type", content, url
     }
 
     public var json: JSONValue {
-        .object(["filename": .string(filename), "content_type": .string(contentType), "content": .string(content)])
+        var object: [String: JSONValue] = ["filename": .string(filename), "content_type": .string(contentType)]
+        if let url { object["url"] = .string(url) } else { object["content"] = .string(content) }
+        return .object(object)
     }
 
     public init(json: JSONValue) throws(JobDecodingError) {
-        guard case .string(let filename)? = json["filename"], case .string(let contentType)? = json["content_type"],
-            case .string(let content)? = json["content"]
-        else { throw JobDecodingError(field: "message.attachments", expected: "objects with filename, content_type and content") }
-        self.init(filename: filename, contentType: contentType, content: content)
+        guard case .string(let filename)? = json["filename"], case .string(let contentType)? = json["content_type"] else {
+            throw JobDecodingError(field: "message.attachments", expected: "objects with filename, content_type and content or url")
+        }
+        switch (json["content"], json["url"]) {
+        case (.string(let content)?, nil): self.init(filename: filename, contentType: contentType, content: content)
+        case (nil, .string(let url)?): self.init(filename: filename, contentType: contentType, content: "", url: url)
+        default: throw JobDecodingError(field: "message.attachments", expected: "objects with content or url")
+        }
     }
 }
 

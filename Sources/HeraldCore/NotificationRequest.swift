@@ -344,7 +344,8 @@ public struct RequestValidator: Sendable {
     public static let maximumAttachments = 10
     public static let maximumAttachmentBytes = 2 << 20
 
-    /// E-mail attachments: each `{filename, content_type, content}` with base64 content. Only e-mail
+    /// E-mail attachments: each `{filename, content_type, content}` with base64 content, or with `url`
+    /// instead of `content` (fetched by the worker at send; its size is checked then). Only e-mail
     /// channels whose providers are SMTP carry them; a request whose named channels include none is refused.
     private func validateAttachments(_ value: JSONValue, channels: [String], errors: inout [FieldError]) -> [Attachment]? {
         guard case .array(let items) = value else {
@@ -368,8 +369,8 @@ public struct RequestValidator: Sendable {
                 errors.append(FieldError(field: field, message: "must be an object with filename, content_type and content"))
                 continue
             }
-            for key in members.keys.sorted() where !["filename", "content_type", "content"].contains(key) {
-                errors.append(FieldError(field: "\(field).\(key)", message: "unknown field; expected filename, content_type or content"))
+            for key in members.keys.sorted() where !["filename", "content_type", "content", "url"].contains(key) {
+                errors.append(FieldError(field: "\(field).\(key)", message: "unknown field; expected filename, content_type, content or url"))
             }
             var valid = true
             func string(_ key: String) -> String? {
@@ -380,7 +381,30 @@ public struct RequestValidator: Sendable {
                 }
                 return text
             }
-            let filename = string("filename"), contentType = string("content_type"), content = string("content")
+            let filename = string("filename"), contentType = string("content_type")
+            // The file itself (base64) or a URL the worker fetches at send: one of the two.
+            var content: String?, url: String?
+            switch (members["content"], members["url"]) {
+            case (_?, _?):
+                errors.append(FieldError(field: "\(field)", message: "give content or url, not both"))
+                valid = false
+            case (nil, nil):
+                errors.append(FieldError(field: "\(field).content", message: "is required (base64), unless url is given"))
+                valid = false
+            case (_?, nil):
+                content = string("content")
+            case (nil, .string(let text)?):
+                let asURL = RecipientField(name: "url", format: .url)
+                if let problem = asURL.problem(with: text) ?? targetProblem(asURL, text) {
+                    errors.append(FieldError(field: "\(field).url", message: problem))
+                    valid = false
+                } else {
+                    url = text
+                }
+            case (nil, let other?):
+                errors.append(FieldError(field: "\(field).url", message: "must be a string, not \(other.typeName)"))
+                valid = false
+            }
             if let filename, filename.isEmpty || filename.count > 255 || filename.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "/" || $0 == "\\" }) {
                 errors.append(FieldError(field: "\(field).filename", message: "must be 1 to 255 characters without control characters, '/' or '\\'"))
                 valid = false
@@ -397,8 +421,8 @@ public struct RequestValidator: Sendable {
                     valid = false
                 }
             }
-            if valid, let filename, let contentType, let content {
-                attachments.append(Attachment(filename: filename, contentType: contentType.lowercased(), content: content))
+            if valid, let filename, let contentType, content != nil || url != nil {
+                attachments.append(Attachment(filename: filename, contentType: contentType.lowercased(), content: content ?? "", url: url))
             }
         }
         if totalBytes > Self.maximumAttachmentBytes {

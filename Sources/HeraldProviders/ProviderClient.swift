@@ -234,20 +234,7 @@ public final class ProviderClient: Sendable {
         guard source.lowercased().hasPrefix("https://") || source.lowercased().hasPrefix("http://") else {
             throw ProviderFailure.permanent("upload: the media URL is not an http(s) URL")
         }
-        let fetched = try await mediaStep("fetching the media") {
-            // Through the SSRF guard like every request; redirects are not followed.
-            let budget = try self.remaining(until: deadline)
-            return try await self.runtime.execute(HTTPRequest(
-                method: "GET", url: source, headers: [HTTPHeaderField("Accept", "*/*")], timeout: budget,
-                connectTimeout: min(budget, .seconds(10)), restrictToPublicAddresses: self.restrictToPublicAddresses,
-                maxResponseBodyBytes: upload.maxBytes))
-        }
-        guard (200...299).contains(fetched.status) else {
-            let outcome: AttemptOutcome = [408, 425, 429].contains(fetched.status) || fetched.status >= 500 ? .transientFailure : .permanentFailure
-            throw ProviderFailure(outcome, "fetching the media: the media URL answered HTTP \(fetched.status)", httpStatus: fetched.status)
-        }
-        guard !fetched.bodyTruncated else { throw ProviderFailure.permanent("fetching the media: it is over max_bytes (\(upload.maxBytes) bytes)") }
-        guard !fetched.body.isEmpty else { throw ProviderFailure.permanent("fetching the media: the media URL answered an empty body") }
+        let fetched = try await fetchMedia(source, what: "the media", limit: "max_bytes", maxBytes: upload.maxBytes, deadline: deadline)
         let contentType = Escaping.headerSafe(fetched.header("Content-Type") ?? "application/octet-stream")
         var described: [String: JSONValue] = [
             "content_type": .string(contentType), "size": .integer(Int64(fetched.body.count)),
@@ -278,6 +265,28 @@ public final class ProviderClient: Sendable {
         }
         described["result"] = .string(uploaded)
         return ["upload": .object(described)]
+    }
+
+    /// GETs a file a message points at (an image to upload, an attachment): through the SSRF guard like
+    /// every request, redirects not followed, at most `maxBytes`. The errors name `what` and are
+    /// classified as for a send: 4xx, empty or too large permanent; 5xx, 408/425/429 and timeouts transient.
+    func fetchMedia(
+        _ url: String, what: String, limit: String, maxBytes: Int, deadline: ContinuousClock.Instant
+    ) async throws -> HTTPResponse {
+        let fetched = try await mediaStep("fetching \(what)") {
+            let budget = try self.remaining(until: deadline)
+            return try await self.runtime.execute(HTTPRequest(
+                method: "GET", url: url, headers: [HTTPHeaderField("Accept", "*/*")], timeout: budget,
+                connectTimeout: min(budget, .seconds(10)), restrictToPublicAddresses: self.restrictToPublicAddresses,
+                maxResponseBodyBytes: maxBytes))
+        }
+        guard (200...299).contains(fetched.status) else {
+            let outcome: AttemptOutcome = [408, 425, 429].contains(fetched.status) || fetched.status >= 500 ? .transientFailure : .permanentFailure
+            throw ProviderFailure(outcome, "fetching \(what): the URL answered HTTP \(fetched.status)", httpStatus: fetched.status)
+        }
+        guard !fetched.bodyTruncated else { throw ProviderFailure.permanent("fetching \(what): it is over \(limit) (\(maxBytes) bytes)") }
+        guard !fetched.body.isEmpty else { throw ProviderFailure.permanent("fetching \(what): the URL answered an empty body") }
+        return fetched
     }
 
     /// A fetch or an upload that got no answer. Neither sent the message, so even a transfer that

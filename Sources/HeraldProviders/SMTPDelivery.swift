@@ -60,11 +60,16 @@ extension ProviderClient {
     }
 
     func attemptSMTP(_ smtp: SMTPProviderSpec, job: DeliveryJob, recipientField: String, now: Date) async -> ProviderResult {
-        let request: SMTPRequest
+        var request: SMTPRequest
+        // One budget for the attempt: fetching attachments given by URL counts against the timeout.
+        let deadline = ContinuousClock.now + timeout
         do {
+            let job = try await withFetchedAttachments(job, deadline: deadline)
             request = try buildSMTPRequest(smtp, job: job, recipientField: recipientField, now: now)
+            request.timeout = try remaining(until: deadline)
+            request.connectTimeout = min(request.connectTimeout, request.timeout)
         } catch {
-            return error.result
+            return ResponseClassifier.classify(error)
         }
         do {
             _ = try await runtime.sendMail(request)
@@ -74,6 +79,33 @@ extension ProviderClient {
         } catch {
             return ResponseClassifier.classify(error)
         }
+    }
+
+    /// The job with every attachment given by `url` fetched into `content`, all files together at most
+    /// ``RequestValidator/maximumAttachmentBytes`` (what accept allows for inline ones).
+    func withFetchedAttachments(_ job: DeliveryJob, deadline: ContinuousClock.Instant) async throws -> DeliveryJob {
+        guard let attachments = job.message.attachments, attachments.contains(where: { $0.url != nil }) else { return job }
+        var total = attachments.reduce(0) { $0 + (Base64.decodedCount($1.content) ?? 0) }
+        var fetched: [Attachment] = []
+        for (index, attachment) in attachments.enumerated() {
+            guard let url = attachment.url else {
+                fetched.append(attachment)
+                continue
+            }
+            let left = RequestValidator.maximumAttachmentBytes - total
+            guard left > 0 else {
+                throw ProviderFailure.permanent("attachment \(index): the attachments are over \(RequestValidator.maximumAttachmentBytes) bytes in all")
+            }
+            let answer = try await fetchMedia(
+                url, what: "attachment \(index) (\(MailMessage.clean(attachment.filename)))", limit: "the attachments' limit",
+                maxBytes: left, deadline: deadline)
+            total += answer.body.count
+            fetched.append(Attachment(
+                filename: attachment.filename, contentType: attachment.contentType, content: Data(answer.body).base64EncodedString()))
+        }
+        var job = job
+        job.message.attachments = fetched
+        return job
     }
 
     /// SMTP replies: 4xx transient, 5xx permanent; the rest like any transport failure.

@@ -6,6 +6,10 @@ import HeraldProviderModel
 import HeraldProviders
 import HeraldTemplating
 import Logging
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// Herald's own Postfix (scripts/services postfix, scripts/lib/postfix.sh): where it listens, its
@@ -275,6 +279,21 @@ struct MailAttachmentTests {
             ("SMTP_PORT: {type: port, default: 587}", "SMTP_PORT: {type: port, default: \(Postfix.port)}"),
             (#"SMTP_CA_FILE: {type: file, default: ""}"#, #"SMTP_CA_FILE: {type: file, default: "\#(Postfix.caFile)"}"#),
         ])
+        // The third file is given by URL: the worker fetches it from this server at send.
+        let fetched = Data((0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) })
+        let router = Router()
+        router.get("/files/{name}") { request, context -> Response in
+            guard context.parameters.get("name") == "report.bin" else { return Response(status: .notFound) }
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: fetched)))
+        }
+        let filesPort = Mutex<Int?>(nil)
+        let files = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in filesPort.withLock { $0 = channel.localAddress?.port } }, logger: TestServers.logger)
+        let servers = ServiceGroup(services: [files], logger: TestServers.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await servers.run() }
+        let port = try await eventually(timeout: .seconds(5), "the file server to listen") { filesPort.withLock { $0 } }
         try await PeerHarness.with(channels: [channel], secrets: [
             "EMAIL_FROM": "Herald <herald@example.test>", "SMTP_USERNAME": "", "SMTP_PASSWORD": "",
         ]) { harness in
@@ -288,6 +307,8 @@ struct MailAttachmentTests {
                     "attachments": [
                         ["filename": "Счёт №1.pdf", "content_type": "application/pdf", "content": .string(binary.base64EncodedString())],
                         ["filename": "notes.txt", "content_type": "text/plain", "content": .string(text.base64EncodedString())],
+                        ["filename": "report.bin", "content_type": "application/octet-stream",
+                         "url": .string("http://127.0.0.1:\(port)/files/report.bin")],
                     ],
                 ],
             ]
@@ -308,12 +329,30 @@ struct MailAttachmentTests {
             #expect(parsed["type"] == "multipart/mixed")
             #expect(parsed["text"]?.stringValue?.contains("See the attached files.") == true)
             let attachments = try #require(parsed["attachments"]?.arrayValue)
-            #expect(attachments.count == 2)
+            #expect(attachments.count == 3)
             #expect(attachments.first?["filename"] == "Счёт №1.pdf")
             #expect(attachments.first?["type"] == "application/pdf")
             #expect(attachments.first?["content"] == .string(binary.base64EncodedString()))
-            #expect(attachments.last?["filename"] == "notes.txt")
-            #expect(attachments.last?["content"] == .string(text.base64EncodedString()))
+            #expect(attachments.dropFirst().first?["filename"] == "notes.txt")
+            #expect(attachments.dropFirst().first?["content"] == .string(text.base64EncodedString()))
+            #expect(attachments.last?["filename"] == "report.bin")
+            #expect(attachments.last?["content"] == .string(fetched.base64EncodedString()))
+
+            // A file URL that answers 404 is a permanent failure naming the attachment: no mail without it.
+            let missing = try await harness.accepted([
+                "channel": .string(harness.channel("email")), "to": ["email": "files@example.test"],
+                "message": ["subject": "missing file", "text": "t", "attachments": [
+                    ["filename": "gone.pdf", "content_type": "application/pdf", "url": .string("http://127.0.0.1:\(port)/files/gone.pdf")],
+                ]],
+            ])
+            let failed = try await harness.wait(id: missing, for: ["sent", "failed"])
+            #expect(failed.value(atPath: "deliveries.0.status") == "failed")
+            #expect(failed.value(atPath: "deliveries.0.attempt_count") == 1)
+            #expect(failed.value(atPath: "deliveries.0.last_error")?.stringValue
+                == "fetching attachment 0 (gone.pdf): the URL answered HTTP 404")
+        }
+        await servers.triggerGracefulShutdown()
+        try await group.waitForAll()
         }
     }
 
@@ -340,6 +379,11 @@ struct MailAttachmentTests {
                     "content": .string(String(repeating: "A", count: (RequestValidator.maximumAttachmentBytes / 3 + 2) * 4))]]], "email",
                  ["message.attachments"]),
                 (["text": "t", "image_url": "http://user:pw@example.com/i.png"], "email", ["message.image_url"]),
+                (["text": "t", "attachments": [["filename": "a", "content_type": "text/plain", "content": "aGk=",
+                    "url": "https://example.com/a"]]], "email", ["message.attachments.0"]),
+                (["text": "t", "attachments": [["filename": "a", "content_type": "text/plain",
+                    "url": "https://user:pw@example.com/a"]]], "email", ["message.attachments.0.url"]),
+                (["text": "t", "attachments": [["filename": "a", "content_type": "text/plain"]]], "email", ["message.attachments.0.content"]),
             ]
             for (message, channel, fields) in cases {
                 let found = try await problem(message, channel: channel)

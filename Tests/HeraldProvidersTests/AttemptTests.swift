@@ -87,7 +87,7 @@ struct AttemptTests {
 
             let missing = await attempt(server.url("/img/missing.png"))
             #expect(missing.outcome == .permanentFailure)
-            #expect(missing.error == "fetching the media: the media URL answered HTTP 404")
+            #expect(missing.error == "fetching the media: the URL answered HTTP 404")
             #expect(await attempt(server.url("/img/down.png")).outcome == .transientFailure)
             let big = await attempt(server.url("/img/big.png"))
             #expect(big.outcome == .permanentFailure)
