@@ -107,9 +107,15 @@ final class ChannelWorker: Service, Sendable {
             await commit(unrecorded, message: message, logger: logger)
             return
         }
-        // One destination host may not take every slot: over its bound, the message waits in the outbox.
+        // One destination host may not take every slot. Over its bound the slot waits a little for one
+        // of that host's attempts to finish (a fast host frees one within milliseconds); a host whose
+        // attempts don't finish in that time is slow or hanging, and the message waits in the outbox
+        // instead, so the slot goes to other hosts. Bouncing every message over the bound through the
+        // outbox cost a single busy receiver several database and broker round trips per delivery.
         let host = DeliveryEngine.destinationKey(job, channel: channel)
-        if let host, let limit = channel.maxInFlightPerHost, !hosts.tryAcquire(host, limit: limit) {
+        if let host, let limit = channel.maxInFlightPerHost,
+            await !hosts.acquire(host, limit: limit, waitingAtMost: shared.hostWait)
+        {
             deferred.increment()
             let delay = Duration.milliseconds(Int64(Double(shared.hostDeferral.milliseconds) * Double.random(in: 0.5..<1.5)))
             await commit(DeliveryEngine.deferral(job: job, attempt: expectedAttempt, now: Date(), delay: delay), message: message, logger: logger)
@@ -271,27 +277,92 @@ final class ChannelWorker: Service, Sendable {
     }
 }
 
-/// Counts attempts in flight per destination host; never blocks (over the bound, the caller defers).
+/// Counts attempts in flight per destination host. Over the bound a caller may wait a bounded time
+/// for a slot of that host: a release hands its slot straight to the longest waiter.
 final class HostLimiter: Sendable {
-    private let inFlight = Mutex<[String: Int]>([:])
+    private struct Waiter {
+        var id: UInt64
+        var continuation: CheckedContinuation<Bool, Never>
+        var timer: DeadlineTimer.Token?
+    }
+
+    private struct State {
+        var inFlight: [String: Int] = [:]
+        var waiters: [String: [Waiter]] = [:]
+        var nextID: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    let timer: DeadlineTimer
+
+    init(timer: DeadlineTimer = .shared) { self.timer = timer }
 
     func tryAcquire(_ host: String, limit: Int) -> Bool {
-        inFlight.withLock { counts in
-            let current = counts[host, default: 0]
-            guard current < limit else { return false }
-            counts[host] = current + 1
-            return true
+        state.withLock { Self.take(host, limit: limit, &$0) }
+    }
+
+    /// A slot for `host`, waiting at most `wait` for one (in arrival order); false: none in time.
+    func acquire(_ host: String, limit: Int, waitingAtMost wait: Duration) async -> Bool {
+        if tryAcquire(host, limit: limit) { return true }
+        guard wait > .zero else { return false }
+        return await withCheckedContinuation { continuation in
+            let id: UInt64? = state.withLock { state in
+                // Freed between the two looks: take it now.
+                if Self.take(host, limit: limit, &state) { return nil }
+                state.nextID &+= 1
+                state.waiters[host, default: []].append(Waiter(id: state.nextID, continuation: continuation, timer: nil))
+                return state.nextID
+            }
+            guard let id else {
+                continuation.resume(returning: true)
+                return
+            }
+            let token = timer.schedule(at: .now + wait) { [weak self] in self?.giveUp(host, id: id) }
+            let lost = state.withLock { state -> Bool in
+                guard let index = state.waiters[host]?.firstIndex(where: { $0.id == id }) else { return true }
+                state.waiters[host]?[index].timer = token
+                return false
+            }
+            // Handed a slot before the timer was set: the timer has nothing to do.
+            if lost { timer.cancel(token) }
         }
     }
 
     func release(_ host: String) {
-        inFlight.withLock { counts in
-            let remaining = counts[host, default: 1] - 1
-            counts[host] = remaining > 0 ? remaining : nil
+        let handedTo: Waiter? = state.withLock { state in
+            if var queue = state.waiters[host], !queue.isEmpty {
+                let first = queue.removeFirst()
+                state.waiters[host] = queue.isEmpty ? nil : queue
+                return first  // the slot passes on: the count stays
+            }
+            let remaining = state.inFlight[host, default: 1] - 1
+            state.inFlight[host] = remaining > 0 ? remaining : nil
+            return nil
+        }
+        if let handedTo {
+            if let token = handedTo.timer { timer.cancel(token) }
+            handedTo.continuation.resume(returning: true)
         }
     }
 
-    func count(_ host: String) -> Int { inFlight.withLock { $0[host, default: 0] } }
+    func count(_ host: String) -> Int { state.withLock { $0.inFlight[host, default: 0] } }
+
+    private func giveUp(_ host: String, id: UInt64) {
+        let waiter: Waiter? = state.withLock { state in
+            guard var queue = state.waiters[host], let index = queue.firstIndex(where: { $0.id == id }) else { return nil }
+            let waiter = queue.remove(at: index)
+            state.waiters[host] = queue.isEmpty ? nil : queue
+            return waiter
+        }
+        waiter?.continuation.resume(returning: false)
+    }
+
+    private static func take(_ host: String, limit: Int, _ state: inout State) -> Bool {
+        let current = state.inFlight[host, default: 0]
+        guard current < limit else { return false }
+        state.inFlight[host] = current + 1
+        return true
+    }
 }
 
 /// Settlements whose recording failed, kept until their message comes back.

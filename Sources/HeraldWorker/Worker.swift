@@ -32,6 +32,10 @@ public struct WorkerConfiguration: Sendable {
     public var relay = OutboxRelay.Configuration()
     /// How long a message over its host's in-flight bound waits in the outbox (±50 %). Default 1 s.
     public var hostDeferral: Duration = .seconds(1)
+    /// How long a message over its host's bound waits on this replica for one of the host's attempts
+    /// to finish before it is deferred to the outbox (`hostDeferral`). A host that is merely busy
+    /// frees a slot well within it; a slow or hanging one does not, and its messages stop holding slots.
+    public var hostWait: Duration = .milliseconds(250)
     /// Where providers send delivery receipts (`HERALD_PUBLIC_URL`, `HERALD_RECEIPT_SECRET`); nil: no
     /// provider is asked for receipts.
     public var receiptLinks: ReceiptLinks?
@@ -77,6 +81,7 @@ struct WorkerShared: Sendable {
     let attempter: DeliveryAttempter
     let workerName: String
     let hostDeferral: Duration
+    let hostWait: Duration
     let unrecorded = UnrecordedSettlements()
     var reporting = AttemptReporting()
 }
@@ -134,7 +139,7 @@ public func buildWorker(
             runtime: runtime, secrets: configuration.secrets,
             restrictToPublicAddresses: !configuration.allowPrivateTargets, receiptLinks: configuration.receiptLinks,
             circuits: circuits, logger: logger),
-        workerName: workerName, hostDeferral: configuration.hostDeferral,
+        workerName: workerName, hostDeferral: configuration.hostDeferral, hostWait: configuration.hostWait,
         reporting: AttemptReporting(successLevel: configuration.successLogLevel))
     let supervisor = WorkerSupervisor(
         selection: selection, config: config, endpoints: endpoints, queueType: queueType, shared: shared, logger: logger)
