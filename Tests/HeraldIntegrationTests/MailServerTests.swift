@@ -6,10 +6,6 @@ import HeraldProviderModel
 import HeraldProviders
 import HeraldTemplating
 import Logging
-import Hummingbird
-import NIOCore
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 /// Herald's own Postfix (scripts/services postfix, scripts/lib/postfix.sh): where it listens, its
@@ -281,78 +277,65 @@ struct MailAttachmentTests {
         ])
         // The third file is given by URL: the worker fetches it from this server at send.
         let fetched = Data((0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) })
-        let router = Router()
-        router.get("/files/{name}") { request, context -> Response in
-            guard context.parameters.get("name") == "report.bin" else { return Response(status: .notFound) }
-            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: fetched)))
-        }
-        let filesPort = Mutex<Int?>(nil)
-        let files = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in filesPort.withLock { $0 = channel.localAddress?.port } }, logger: TestServers.logger)
-        let servers = ServiceGroup(services: [files], logger: TestServers.logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await servers.run() }
-        let port = try await eventually(timeout: .seconds(5), "the file server to listen") { filesPort.withLock { $0 } }
-        try await PeerHarness.with(channels: [channel], secrets: [
-            "EMAIL_FROM": "Herald <herald@example.test>", "SMTP_USERNAME": "", "SMTP_PASSWORD": "",
-        ]) { harness in
-            let marker = MailServerTests.marker("attachment")
-            let binary = Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) })
-            let text = Data("Zeile 1\r\nЗдравствуйте — ok\n".utf8)
-            let request: JSONValue = [
-                "channel": .string(harness.channel("email")), "to": ["email": "files@example.test"],
-                "message": [
-                    "subject": .string("Invoice \(marker)"), "text": "See the attached files.", "html": "<p>See the <b>attached</b> files.</p>",
-                    "attachments": [
-                        ["filename": "Счёт №1.pdf", "content_type": "application/pdf", "content": .string(binary.base64EncodedString())],
-                        ["filename": "notes.txt", "content_type": "text/plain", "content": .string(text.base64EncodedString())],
-                        ["filename": "report.bin", "content_type": "application/octet-stream",
-                         "url": .string("http://127.0.0.1:\(port)/files/report.bin")],
+        let files = FileServer(["/files/report.bin": .init(contentType: "application/octet-stream", bytes: Array(fetched))])
+        try await files.serving { files in
+            try await PeerHarness.with(channels: [channel], secrets: [
+                "EMAIL_FROM": "Herald <herald@example.test>", "SMTP_USERNAME": "", "SMTP_PASSWORD": "",
+            ]) { harness in
+                let marker = MailServerTests.marker("attachment")
+                let binary = Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) })
+                let text = Data("Zeile 1\r\nЗдравствуйте — ok\n".utf8)
+                let request: JSONValue = [
+                    "channel": .string(harness.channel("email")), "to": ["email": "files@example.test"],
+                    "message": [
+                        "subject": .string("Invoice \(marker)"), "text": "See the attached files.", "html": "<p>See the <b>attached</b> files.</p>",
+                        "attachments": [
+                            ["filename": "Счёт №1.pdf", "content_type": "application/pdf", "content": .string(binary.base64EncodedString())],
+                            ["filename": "notes.txt", "content_type": "text/plain", "content": .string(text.base64EncodedString())],
+                            ["filename": "report.bin", "content_type": "application/octet-stream",
+                             "url": .string(files.url("/files/report.bin"))],
+                        ],
                     ],
-                ],
-            ]
-            let id = try await harness.accepted(request)
-            let final = try await harness.wait(id: id, for: ["sent", "failed"])
-            #expect(final.value(atPath: "deliveries.0.status") == "sent", "\(final)")
-            let mail = try await Postfix.mail(containing: marker)
-            // Python's email package, not ours, takes the message apart.
-            let parts = try await runPython(
-                "import sys, json, email, email.policy, base64\n"
-                    + "m = email.message_from_string(open(sys.argv[1]).read(), policy=email.policy.default)\n"
-                    + "out = [{'filename': p.get_filename(), 'type': p.get_content_type(), 'content': base64.b64encode(p.get_payload(decode=True)).decode()}"
-                    + " for p in m.iter_attachments()]\n"
-                    + "body = m.get_body(preferencelist=('plain',))\n"
-                    + "print(json.dumps({'attachments': out, 'text': body.get_content() if body else None, 'type': m.get_content_type()}))",
-                [try Self.write(mail)])
-            let parsed = try JSONParser.parse(Array(parts.utf8))
-            #expect(parsed["type"] == "multipart/mixed")
-            #expect(parsed["text"]?.stringValue?.contains("See the attached files.") == true)
-            let attachments = try #require(parsed["attachments"]?.arrayValue)
-            #expect(attachments.count == 3)
-            #expect(attachments.first?["filename"] == "Счёт №1.pdf")
-            #expect(attachments.first?["type"] == "application/pdf")
-            #expect(attachments.first?["content"] == .string(binary.base64EncodedString()))
-            #expect(attachments.dropFirst().first?["filename"] == "notes.txt")
-            #expect(attachments.dropFirst().first?["content"] == .string(text.base64EncodedString()))
-            #expect(attachments.last?["filename"] == "report.bin")
-            #expect(attachments.last?["content"] == .string(fetched.base64EncodedString()))
+                ]
+                let id = try await harness.accepted(request)
+                let final = try await harness.wait(id: id, for: ["sent", "failed"])
+                #expect(final.value(atPath: "deliveries.0.status") == "sent", "\(final)")
+                let mail = try await Postfix.mail(containing: marker)
+                // Python's email package, not ours, takes the message apart.
+                let parts = try await runPython(
+                    "import sys, json, email, email.policy, base64\n"
+                        + "m = email.message_from_string(open(sys.argv[1]).read(), policy=email.policy.default)\n"
+                        + "out = [{'filename': p.get_filename(), 'type': p.get_content_type(), 'content': base64.b64encode(p.get_payload(decode=True)).decode()}"
+                        + " for p in m.iter_attachments()]\n"
+                        + "body = m.get_body(preferencelist=('plain',))\n"
+                        + "print(json.dumps({'attachments': out, 'text': body.get_content() if body else None, 'type': m.get_content_type()}))",
+                    [try Self.write(mail)])
+                let parsed = try JSONParser.parse(Array(parts.utf8))
+                #expect(parsed["type"] == "multipart/mixed")
+                #expect(parsed["text"]?.stringValue?.contains("See the attached files.") == true)
+                let attachments = try #require(parsed["attachments"]?.arrayValue)
+                #expect(attachments.count == 3)
+                #expect(attachments.first?["filename"] == "Счёт №1.pdf")
+                #expect(attachments.first?["type"] == "application/pdf")
+                #expect(attachments.first?["content"] == .string(binary.base64EncodedString()))
+                #expect(attachments.dropFirst().first?["filename"] == "notes.txt")
+                #expect(attachments.dropFirst().first?["content"] == .string(text.base64EncodedString()))
+                #expect(attachments.last?["filename"] == "report.bin")
+                #expect(attachments.last?["content"] == .string(fetched.base64EncodedString()))
 
-            // A file URL that answers 404 is a permanent failure naming the attachment: no mail without it.
-            let missing = try await harness.accepted([
-                "channel": .string(harness.channel("email")), "to": ["email": "files@example.test"],
-                "message": ["subject": "missing file", "text": "t", "attachments": [
-                    ["filename": "gone.pdf", "content_type": "application/pdf", "url": .string("http://127.0.0.1:\(port)/files/gone.pdf")],
-                ]],
-            ])
-            let failed = try await harness.wait(id: missing, for: ["sent", "failed"])
-            #expect(failed.value(atPath: "deliveries.0.status") == "failed")
-            #expect(failed.value(atPath: "deliveries.0.attempt_count") == 1)
-            #expect(failed.value(atPath: "deliveries.0.last_error")?.stringValue
-                == "fetching attachment 0 (gone.pdf): the URL answered HTTP 404")
-        }
-        await servers.triggerGracefulShutdown()
-        try await group.waitForAll()
+                // A file URL that answers 404 is a permanent failure naming the attachment: no mail without it.
+                let missing = try await harness.accepted([
+                    "channel": .string(harness.channel("email")), "to": ["email": "files@example.test"],
+                    "message": ["subject": "missing file", "text": "t", "attachments": [
+                        ["filename": "gone.pdf", "content_type": "application/pdf", "url": .string(files.url("/files/gone.pdf"))],
+                    ]],
+                ])
+                let failed = try await harness.wait(id: missing, for: ["sent", "failed"])
+                #expect(failed.value(atPath: "deliveries.0.status") == "failed")
+                #expect(failed.value(atPath: "deliveries.0.attempt_count") == 1)
+                #expect(failed.value(atPath: "deliveries.0.last_error")?.stringValue
+                    == "fetching attachment 0 (gone.pdf): the URL answered HTTP 404")
+            }
         }
     }
 

@@ -1,10 +1,6 @@
 import Foundation
 import HeraldCore
 import HeraldProviders
-import Hummingbird
-import NIOCore
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -81,21 +77,9 @@ struct MatrixTests {
     /// byte for byte. A text message on the same channel stays m.text.
     @Test func anImageMessageIsUploadedAndSentAsMImage() async throws {
         let sender = try await Self.freshSender()
-        let served = Mutex(0)
-        let router = Router()
-        router.get("/images/{name}") { _, _ -> Response in
-            served.withLock { $0 += 1 }
-            return Response(status: .ok, headers: [.contentType: "image/png"], body: .init(byteBuffer: ByteBuffer(bytes: Self.png)))
-        }
-        let port = Mutex<Int?>(nil)
-        let images = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } }, logger: TestServers.logger)
-        let servers = ServiceGroup(services: [images], logger: TestServers.logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await servers.run() }
-            let imagePort = try await eventually(timeout: .seconds(5), "the image server to listen") { port.withLock { $0 } }
-            let imageURL = "http://127.0.0.1:\(imagePort)/images/pixel%20one.png"
+        let images = FileServer(["/images/pixel%20one.png": .init(contentType: "image/png", bytes: Self.png)])
+        try await images.serving { images in
+            let imageURL = images.url("/images/pixel%20one.png")
             try await PeerHarness.with(
                 channels: [.init(file: "matrix.yaml", replacing: [
                     ("default: \"https://matrix-client.matrix.org\"", "default: \"\(Self.homeserver)\""),
@@ -114,7 +98,7 @@ struct MatrixTests {
                     let final = try await harness.wait(id: id, for: ["sent", "failed"], timeout: .seconds(60))
                     #expect(final.value(atPath: "deliveries.0.status") == "sent", "\(final.value(atPath: "deliveries.0") ?? .null)")
                 }
-                #expect(served.withLock { $0 } == 1, "the image is fetched once")
+                #expect(images.requests == ["/images/pixel%20one.png"], "the image is fetched once")
 
                 let encoded = sender.room.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? sender.room
                 let page = try await Self.call("GET", "/_matrix/client/v3/rooms/\(encoded)/messages?dir=f&limit=100", token: sender.token)
@@ -137,8 +121,6 @@ struct MatrixTests {
                 #expect((response as? HTTPURLResponse)?.statusCode == 200, "\(String(decoding: data, as: UTF8.self))")
                 #expect(Array(data) == Self.png)
             }
-            await servers.triggerGracefulShutdown()
-            try await group.waitForAll()
         }
     }
 

@@ -131,6 +131,52 @@ final class WebhookReceiver: Sendable {
     }
 }
 
+/// A real HTTP server on 127.0.0.1 serving fixed files on GET — what a message points at and a worker
+/// fetches (an image to upload, an attachment by URL); any other path is a 404. Records the paths asked for.
+final class FileServer: Sendable {
+    struct File: Sendable {
+        var contentType: String
+        var bytes: [UInt8]
+    }
+
+    /// By path as requested (percent-encoded as in the URL).
+    let files: [String: File]
+    private let asked = Mutex<[String]>([])
+    private let boundPort = Mutex<Int?>(nil)
+
+    init(_ files: [String: File]) { self.files = files }
+
+    var requests: [String] { asked.withLock { $0 } }
+
+    func url(_ path: String) -> String { "http://127.0.0.1:\(boundPort.withLock { $0 } ?? 0)\(path)" }
+
+    /// Runs `body` while the server listens.
+    func serving<T: Sendable>(_ body: @Sendable (FileServer) async throws -> T) async throws -> T {
+        let router = Router()
+        router.get("/**") { request, _ -> Response in
+            let path = request.uri.path
+            self.asked.withLock { $0.append(path) }
+            guard let file = self.files[path] else { return Response(status: .notFound) }
+            return Response(status: .ok, headers: [.contentType: file.contentType], body: .init(byteBuffer: ByteBuffer(bytes: file.bytes)))
+        }
+        let application = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in self.boundPort.withLock { $0 = channel.localAddress?.port } }, logger: TestServers.logger)
+        let services = ServiceGroup(services: [application], logger: TestServers.logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await services.run()
+                return nil
+            }
+            _ = try await eventually(timeout: .seconds(5), "the file server to listen") { self.boundPort.withLock { $0 } }
+            let result = try await body(self)
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+            return result
+        }
+    }
+}
+
 struct TestTimeout: Error, CustomStringConvertible {
     var what: String
     var description: String { "timed out waiting for \(what)" }
