@@ -131,8 +131,11 @@ public func buildWorker(
         ? OutboxRelay(outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher, configuration: configuration.relay, logger: logger)
         : nil
     // Breakers are this replica's own; PostgreSQL only hears about their transitions (visibility).
-    let circuitPublisher = CircuitPublisher(store: CircuitStore(client: postgres, logger: logger), replica: workerName, logger: logger)
-    let circuits = ProviderCircuits(replica: workerName, publisher: circuitPublisher, logger: logger)
+    // The circuits' replica is this run of the process: two workers given the same name (or a restart
+    // under it) never overwrite or, when one stops, delete the other's rows.
+    let replica = "\(workerName)/\(UUID().uuidString.prefix(8).lowercased())"
+    let circuitPublisher = CircuitPublisher(store: CircuitStore(client: postgres, logger: logger), replica: replica, logger: logger)
+    let circuits = ProviderCircuits(replica: replica, publisher: circuitPublisher, logger: logger)
     let shared = WorkerShared(
         store: store, publisher: publisher, claimer: claimer, recorder: recorder, relay: relay,
         attempter: DeliveryAttempter(
