@@ -72,9 +72,12 @@ public final class ProviderClient: Sendable {
         // One budget for the whole attempt: a media upload's fetch and upload count against the timeout.
         let deadline = ContinuousClock.now + timeout
         do {
-            var uploaded: [String: JSONValue] = [:]
-            if let upload = http.upload { uploaded = try await uploadMedia(upload, http: http, job: job, now: now, deadline: deadline) }
-            request = try await buildHTTPRequest(http, job: job, now: now, extra: uploaded, deadline: deadline)
+            // The context (secrets resolved) once per attempt, for the upload and the send.
+            var values = try context(for: job, now: now)
+            if let upload = http.upload {
+                values.merge(try await uploadMedia(upload, http: http, values: values, job: job, now: now, deadline: deadline)) { _, new in new }
+            }
+            request = try await buildHTTPRequest(http, job: job, now: now, values: values, deadline: deadline)
         } catch {
             return ResponseClassifier.classify(error)
         }
@@ -140,10 +143,10 @@ public final class ProviderClient: Sendable {
     }
 
     func buildHTTPRequest(
-        _ http: HTTPProviderSpec, job: DeliveryJob, now: Date, extra: [String: JSONValue] = [:], deadline: ContinuousClock.Instant? = nil
+        _ http: HTTPProviderSpec, job: DeliveryJob, now: Date, values given: [String: JSONValue]? = nil,
+        deadline: ContinuousClock.Instant? = nil
     ) async throws -> HTTPRequest {
-        var values = try context(for: job, now: now)
-        values.merge(extra) { _, new in new }
+        let values = try given ?? context(for: job, now: now)
         let context = RenderContext(values)
         let timeout = try remaining(until: deadline)
 
@@ -226,9 +229,10 @@ public final class ProviderClient: Sendable {
     /// when the value that asks for an upload is absent. A fetch or an upload that fails ends the
     /// attempt: transient when another try may work (5xx, 429, a timeout), permanent when not.
     func uploadMedia(
-        _ upload: HTTPProviderSpec.MediaUpload, http: HTTPProviderSpec, job: DeliveryJob, now: Date, deadline: ContinuousClock.Instant
+        _ upload: HTTPProviderSpec.MediaUpload, http: HTTPProviderSpec, values: [String: JSONValue], job: DeliveryJob, now: Date,
+        deadline: ContinuousClock.Instant
     ) async throws -> [String: JSONValue] {
-        var values = try context(for: job, now: now)
+        var values = values
         guard Self.isPresent(JSONValue.object(values).value(atPath: upload.when)) else { return [:] }
         let source = upload.fetch.render(RenderContext(values)).trimmingCharacters(in: .whitespacesAndNewlines)
         guard source.lowercased().hasPrefix("https://") || source.lowercased().hasPrefix("http://") else {
