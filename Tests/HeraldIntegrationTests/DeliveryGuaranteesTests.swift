@@ -302,7 +302,9 @@ struct DatabaseOutageTests {
             #expect(answer.headers[.contentType] == "application/problem+json")
             #expect(answer.headers[.retryAfter] == "5")
             #expect(try EndToEndTests.document(answer)["status"] == 503)
-            #expect(took < .seconds(4), "answered after \(took)")
+            // Bounded, not hung: the 2 s deadline plus headroom for a loaded 2-core CI machine, where
+            // the timer's wake-up waits for a free cooperative thread (seen: 4.2 s once in a full run).
+            #expect(took < .seconds(6), "answered after \(took)")
             let show = try await client.execute(uri: "/v1/notifications/\(UUID().uuidString)", method: .get)
             #expect(show.status == .serviceUnavailable)
             let ready = try await client.execute(uri: "/readyz", method: .get)
