@@ -106,6 +106,14 @@ public final class BrokerConsumer: Service, Sendable {
         }
     }
 
+    /// Stops handing out deliveries, as graceful shutdown does: `next()` returns nil from now on,
+    /// parked deliveries go back to the queue, and the connection stays up (for the grace period)
+    /// so the deliveries in progress can still be acked. For a caller that stops before the
+    /// consumer's own service is shut down, without racing every `next()` against shutdown.
+    public func stopDelivering() {
+        requestShutdown()
+    }
+
     /// Acknowledges a delivery (queued to the connection thread; never blocks). Dropped if the
     /// delivery came from an earlier connection (the broker already requeued it) or was settled.
     public func ack(_ tag: DeliveryTag) {

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// An operation did not finish within its deadline.
@@ -42,10 +43,16 @@ public func withDeadline<T: Sendable>(
     }
 }
 
-/// Fires callbacks at their instants, from one task that sleeps until the earliest one. Cancelling
-/// is O(1) (the entry is forgotten; its heap slot is dropped when it comes up), so the cost per
-/// deadline is a heap push and pop, not a task and a timer.
-public final class DeadlineTimer: Sendable {
+/// Fires callbacks at their instants, from one thread of its own that waits for the earliest one.
+/// Cancelling is O(1) (the entry is forgotten; its heap slot is dropped when it comes up), so the cost
+/// per deadline is a heap push and pop under a lock: no task, no dispatch timer, and the thread is
+/// woken only when a deadline earlier than the one it waits for arrives (deadlines of one call site
+/// grow with time, so that is rare). Callbacks run on that thread and must not block: they resume
+/// continuations.
+///
+/// `@unchecked Sendable`: every stored property is guarded by `condition` (a lock with a condition
+/// variable, which `Mutex` has not).
+public final class DeadlineTimer: @unchecked Sendable {
     public static let shared = DeadlineTimer()
 
     public struct Token: Sendable, Hashable { fileprivate let id: UInt64 }
@@ -55,70 +62,74 @@ public final class DeadlineTimer: Sendable {
         var id: UInt64
     }
 
-    private struct State {
-        var heap: [Entry] = []
-        var callbacks: [UInt64: @Sendable () -> Void] = [:]
-        var nextID: UInt64 = 0
-        /// When the sleeping task wakes; nil when none sleeps.
-        var wakesAt: ContinuousClock.Instant?
-        var sleeper: Task<Void, Never>?
-    }
-
-    private let state = Mutex(State())
+    private let condition = NSCondition()
+    private var heap: [Entry] = []
+    private var callbacks: [UInt64: @Sendable () -> Void] = [:]
+    private var nextID: UInt64 = 0
+    private var threadStarted = false
+    /// The instant the thread waits for; nil while it waits for a first entry (or runs callbacks).
+    private var waitingUntil: ContinuousClock.Instant?
 
     public init() {}
 
-    /// Calls `fire` at `instant` (on the timer's task) unless cancelled before.
+    /// Calls `fire` at `instant` (on the timer's thread) unless cancelled before.
     public func schedule(at instant: ContinuousClock.Instant, _ fire: @escaping @Sendable () -> Void) -> Token {
-        state.withLock { state in
-            state.nextID &+= 1
-            let id = state.nextID
-            state.callbacks[id] = fire
-            Self.push(Entry(at: instant, id: id), into: &state.heap)
-            // Deadlines of one call site grow with time, so the sleeper rarely needs an earlier wake-up.
-            if state.wakesAt.map({ instant < $0 }) ?? true { startSleeper(until: instant, &state) }
-            return Token(id: id)
+        condition.lock()
+        defer { condition.unlock() }
+        nextID &+= 1
+        let id = nextID
+        callbacks[id] = fire
+        Self.push(Entry(at: instant, id: id), into: &heap)
+        if !threadStarted {
+            threadStarted = true
+            let thread = Thread { [self] in run() }
+            thread.name = "herald-deadlines"
+            thread.start()
+        } else if waitingUntil.map({ instant < $0 }) ?? true {
+            condition.signal()
         }
+        return Token(id: id)
     }
 
     public func cancel(_ token: Token) {
-        _ = state.withLock { $0.callbacks.removeValue(forKey: token.id) }
+        condition.lock()
+        callbacks.removeValue(forKey: token.id)
+        condition.unlock()
     }
 
     /// How many callbacks are pending (for tests).
-    public var pending: Int { state.withLock { $0.callbacks.count } }
-
-    private func startSleeper(until instant: ContinuousClock.Instant, _ state: inout State) {
-        state.sleeper?.cancel()
-        state.wakesAt = instant
-        // Detached at high priority: created by whichever call came first, it would otherwise inherit
-        // that caller's priority, and a background caller's timer waits behind all other work.
-        state.sleeper = Task.detached(priority: .high) { [weak self] in
-            try? await Task.sleep(until: instant, clock: .continuous)
-            if Task.isCancelled { return }
-            self?.fireDue()
-        }
+    public var pending: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return callbacks.count
     }
 
-    private func fireDue() {
-        let now = ContinuousClock.now
-        let due = state.withLock { state -> [@Sendable () -> Void] in
-            var due: [@Sendable () -> Void] = []
-            while let first = state.heap.first {
-                guard state.callbacks[first.id] != nil else {
-                    Self.popFirst(&state.heap)  // cancelled
-                    continue
-                }
-                guard first.at <= now else { break }
-                Self.popFirst(&state.heap)
-                if let callback = state.callbacks.removeValue(forKey: first.id) { due.append(callback) }
+    private func run() {
+        condition.lock()
+        while true {
+            while let first = heap.first, callbacks[first.id] == nil { Self.popFirst(&heap) }  // cancelled
+            guard let first = heap.first else {
+                waitingUntil = nil
+                condition.wait()
+                continue
             }
-            state.sleeper = nil
-            state.wakesAt = nil
-            if let next = state.heap.first { startSleeper(until: next.at, &state) }
-            return due
+            let now = ContinuousClock.now
+            guard first.at <= now else {
+                waitingUntil = first.at
+                let seconds = (first.at - now).timeInterval
+                _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                waitingUntil = nil
+                continue
+            }
+            var due: [@Sendable () -> Void] = []
+            while let next = heap.first, next.at <= now {
+                Self.popFirst(&heap)
+                if let callback = callbacks.removeValue(forKey: next.id) { due.append(callback) }
+            }
+            condition.unlock()
+            for callback in due { callback() }
+            condition.lock()
         }
-        for callback in due { callback() }
     }
 
     private static func push(_ entry: Entry, into heap: inout [Entry]) {

@@ -56,3 +56,15 @@ public final class Doorbell: Sendable {
         }
     }
 }
+
+extension Array where Element == Doorbell {
+    /// Runs `loop` for each doorbell at once (a service's loops, each woken by its own bell) and
+    /// returns when every loop has returned.
+    public func runLoops(_ loop: @escaping @Sendable (Doorbell) async -> Void) async {
+        await withDiscardingTaskGroup { group in
+            for doorbell in self {
+                group.addTask { await loop(doorbell) }
+            }
+        }
+    }
+}

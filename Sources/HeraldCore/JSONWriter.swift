@@ -21,7 +21,7 @@ public enum JSONWriter {
         case .array(let elements):
             writeArray(elements, into: &out) { element, out in write(element, into: &out) }
         case .object(let members):
-            writeObject(members.keys.sorted().map { ($0, members[$0]!) }, into: &out) { member, out in write(member, into: &out) }
+            writeObject(members.sorted { $0.key < $1.key }, into: &out) { member, out in write(member, into: &out) }
         }
     }
 
@@ -53,7 +53,7 @@ public enum JSONWriter {
 
     public static func writeString(_ string: String, into out: inout String) {
         out += "\""
-        out += JSONEscaping.escape(string)
+        JSONEscaping.append(string, to: &out)
         out += "\""
     }
 
@@ -70,23 +70,51 @@ public enum JSONEscaping {
     public static func escape(_ text: String) -> String {
         var escaped = ""
         escaped.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            case "<", ">", "&", "\u{2028}", "\u{2029}":
-                escaped += String(format: "\\u%04x", scalar.value)
-            case _ where scalar.value < 0x20:
-                escaped += String(format: "\\u%04x", scalar.value)
-            default:
-                escaped.unicodeScalars.append(scalar)
-            }
-        }
+        append(text, to: &escaped)
         return escaped
     }
+
+    /// `escape(text)` appended to `out`: the runs that need no escape (usually the whole text) are
+    /// copied as they are, on the UTF-8 bytes, without a string per character or per value.
+    public static func append(_ text: String, to out: inout String) {
+        let utf8 = text.utf8
+        var runStart = utf8.startIndex
+        var index = runStart
+        while index != utf8.endIndex {
+            let byte = utf8[index]
+            var width = 1
+            let replacement: String
+            switch byte {
+            case 0x22: replacement = "\\\""
+            case 0x5C: replacement = "\\\\"
+            case 0x0A: replacement = "\\n"
+            case 0x0D: replacement = "\\r"
+            case 0x09: replacement = "\\t"
+            case 0x3C: replacement = "\\u003c"
+            case 0x3E: replacement = "\\u003e"
+            case 0x26: replacement = "\\u0026"
+            case 0x00..<0x20: replacement = "\\u00" + hexDigits[Int(byte >> 4)] + hexDigits[Int(byte & 0xF)]
+            case 0xE2:
+                // U+2028 and U+2029 (E2 80 A8 / A9): line separators to JavaScript.
+                let second = utf8.index(after: index)
+                guard second != utf8.endIndex, utf8[second] == 0x80 else { index = second; continue }
+                let third = utf8.index(after: second)
+                guard third != utf8.endIndex, utf8[third] == 0xA8 || utf8[third] == 0xA9 else { index = second; continue }
+                replacement = utf8[third] == 0xA8 ? "\\u2028" : "\\u2029"
+                width = 3
+            default:
+                index = utf8.index(after: index)
+                continue
+            }
+            out += text[runStart..<index]
+            out += replacement
+            index = utf8.index(index, offsetBy: width)
+            runStart = index
+        }
+        out += text[runStart..<utf8.endIndex]
+    }
+
+    private static let hexDigits = (0..<16).map { String($0, radix: 16) }
 }
 
 extension StringProtocol {

@@ -31,6 +31,11 @@ public struct GatewayConfiguration: Sendable {
     /// Notifications per group commit. Default 256.
     public var commitBatchSize: Int = 256
     public var relay = OutboxRelay.Configuration()
+    /// Deliveries due at once are published by the gateway right after their commit; their outbox rows
+    /// come due this much later, for the relay only if that failed (`DirectPublisher`). nil: every
+    /// row goes through the relay. Default 5 s: how late a delivery can be after a gateway crash.
+    public var directPublishGrace: Duration? = .seconds(5)
+    public var directPublisher = DirectPublisher.Configuration()
     /// Connections in the PostgreSQL pool. Default 16.
     public var postgresConnections: Int = 16
     /// Longest a request waits for its notification to be stored before it is answered 503. Default 5 s.
@@ -76,6 +81,7 @@ public struct GatewayComponents: Sendable {
     public let store: NotificationStore
     public let committer: GroupCommitter<NewNotification, AcceptOutcome>
     public let relay: OutboxRelay
+    public let directPublisher: DirectPublisher
     public let keys: APIKeyStore
     /// Every route the API router serves, as `METHOD /path` with `{parameter}` captures — what
     /// openapi.yaml must describe (a test keeps them in step).
@@ -99,19 +105,28 @@ public func buildGateway(
     let publisher = BrokerPublisher(
         endpoints: endpoints, topology: DeliveryTopology.topology(for: registry, queueType: queueType), logger: logger)
     let store = NotificationStore(client: postgres, logger: logger)
+    let outbox = OutboxStore(client: postgres, logger: logger)
+    let directPublisher = DirectPublisher(
+        outbox: outbox, publisher: publisher, configuration: configuration.directPublisher, logger: logger)
+    let grace = configuration.directPublishGrace
     let committer = GroupCommitter<NewNotification, AcceptOutcome>(
         maxBatchSize: configuration.commitBatchSize, maxConcurrentFlushes: 3, flushDeadline: .seconds(10), logger: logger,
         isolate: StoreFailure.isCausedByData, describe: StoreFailure.describe
-    ) { batch in try await store.accept(batch) }
-    let relay = OutboxRelay(
-        outbox: OutboxStore(client: postgres, logger: logger), publisher: publisher,
-        configuration: configuration.relay, logger: logger)
+    ) { batch in
+        let result = try await store.accept(batch, publishingDirectly: grace)
+        directPublisher.enqueue(result.publishNow)
+        return result.outcomes
+    }
+    let relay = OutboxRelay(outbox: outbox, publisher: publisher, configuration: configuration.relay, logger: logger)
     let keys = APIKeyStore(client: postgres, logger: logger)
     var components = GatewayComponents(
-        postgres: postgres, publisher: publisher, store: store, committer: committer, relay: relay, keys: keys)
+        postgres: postgres, publisher: publisher, store: store, committer: committer, relay: relay,
+        directPublisher: directPublisher, keys: keys)
 
+    // Shutdown runs in reverse order: the committer's last rows go to the direct publisher, which
+    // drains before the broker connection closes.
     var services: [any Service] = [
-        postgres, publisher, relay, committer, OutboxMonitor(outbox: OutboxStore(client: postgres, logger: logger), logger: logger),
+        postgres, publisher, directPublisher, relay, committer, OutboxMonitor(outbox: outbox, logger: logger),
     ]
     if let interval = configuration.queueSampleInterval {
         services.append(QueueMonitor(
@@ -360,9 +375,7 @@ struct NotificationAPI: Sendable {
         let committer = components.committer
         let outcome: AcceptOutcome
         do {
-            outcome = try await withDeadline(configuration.acceptDeadline, "storing the notification") {
-                try await committer.submit(notification)
-            }
+            outcome = try await committer.submit(notification, deadline: configuration.acceptDeadline, operation: "storing the notification")
         } catch let error where StoreFailure.isUnavailable(error) || error is GroupCommitterShutDown {
             logger.warning("notification not accepted: the database is unavailable", metadata: [
                 "error": "\(StoreFailure.describe(error))",
@@ -371,7 +384,9 @@ struct NotificationAPI: Sendable {
         }
         switch outcome {
         case .stored:
-            components.relay.wake()
+            if configuration.directPublishGrace == nil || notification.deliveries.contains(where: { $0.status == .scheduled }) {
+                components.relay.wake()
+            }
             countAccepted(notification)
             acceptLatency.record(duration: ContinuousClock.now - start)
             return Self.rawJSON(responseText, status: .accepted, location: "/v1/notifications/\(notification.id.lowercasedString)")
@@ -439,7 +454,12 @@ struct NotificationAPI: Sendable {
             let batch = prepared.map(\.notification)
             let outcomes: [AcceptOutcome]
             do {
-                outcomes = try await withDeadline(configuration.acceptDeadline, "storing the batch") { try await store.accept(batch) }
+                let grace = configuration.directPublishGrace
+                let result = try await withDeadline(configuration.acceptDeadline, "storing the batch") {
+                    try await store.accept(batch, publishingDirectly: grace)
+                }
+                components.directPublisher.enqueue(result.publishNow)
+                outcomes = result.outcomes
             } catch let error where StoreFailure.isUnavailable(error) {
                 throw ProblemDetails.storeUnavailable()
             }
@@ -458,7 +478,7 @@ struct NotificationAPI: Sendable {
                     }
                 }
             }
-            components.relay.wake()
+            if configuration.directPublishGrace == nil { components.relay.wake() }
         }
         let all = results.compactMap { $0 }
         let body = BatchResponse(

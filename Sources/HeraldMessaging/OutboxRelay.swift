@@ -23,15 +23,20 @@ public struct LiveOutboxRelayRound: OutboxRelayRound {
 
     public func relayRound(limit: Int) async throws -> Int {
         try await outbox.relayBatch(limit: limit) { entries in
-            try await publisher.publish(entries.map {
-                DeliveryTopology.deliveryMessage(
-                    channel: $0.channel, deliveryID: $0.deliveryID.lowercasedString, attempt: $0.attempt,
-                    payload: Array($0.payload.utf8), traceparent: DeliveryJob.encodedTraceparent($0.payload))
-            })
+            try await publisher.publish(entries.map(DeliveryTopology.deliveryMessage(for:)))
             // Once confirmed: a round that fails publishes nothing, and its rows are counted when they go out.
             let lag = Timer(label: "herald_outbox_publish_lag_seconds")
             for entry in entries { lag.recordNanoseconds(Int64(entry.dueFor * 1_000_000_000)) }
         }
+    }
+}
+
+extension DeliveryTopology {
+    /// The message for an outbox row (the relay's and the direct publisher's).
+    public static func deliveryMessage(for entry: OutboxEntry) -> OutgoingMessage {
+        deliveryMessage(
+            channel: entry.channel, deliveryID: entry.deliveryID.lowercasedString, attempt: entry.attempt,
+            payload: Array(entry.payload.utf8), traceparent: DeliveryJob.encodedTraceparent(entry.payload))
     }
 }
 
@@ -96,11 +101,7 @@ public final class OutboxRelay: Service, Sendable {
     }
 
     public func run() async throws {
-        await withDiscardingTaskGroup { group in
-            for doorbell in doorbells {
-                group.addTask { await self.loop(doorbell: doorbell) }
-            }
-        }
+        await doorbells.runLoops { await self.loop(doorbell: $0) }
     }
 
     private func loop(doorbell: Doorbell) async {

@@ -81,6 +81,9 @@ public enum MetricCatalogue {
         "herald_messages_deferred_total": "Queue messages sent back to the outbox because their host was at its in-flight bound.",
         "herald_poison_messages_total": "Queue messages that could not be decoded and were moved to poison_messages.",
         "herald_outbox_published_total": "Outbox rows the relay published to RabbitMQ.",
+        "herald_outbox_direct_published_total": "Accepted deliveries the gateway published to RabbitMQ right after their commit.",
+        "herald_outbox_direct_left_to_relay_total":
+            "Accepted deliveries the gateway could not publish itself (broker unreachable, queue full): the relay publishes them after the grace period.",
         "herald_outbox_publish_failures_total": "Outbox relay rounds that failed.",
         "herald_outbox_publish_lag_seconds": "Time from an outbox row coming due to its publication.",
         "herald_outbox_backlog_rows": "Outbox rows due and not yet published.",

@@ -22,10 +22,13 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
         var id: UInt64
         var item: Item
         var continuation: CheckedContinuation<Output, any Error>
+        var deadline: DeadlineTimer.Token?
     }
 
     private struct State: Sendable {
         var pending: [Pending] = []
+        /// Items a flush has taken, by id: whoever removes one (the flush, or its deadline) answers it.
+        var taken: [UInt64: Pending] = [:]
         var idleFlushers: [CheckedContinuation<Void, Never>] = []
         var isShuttingDown = false
         var nextID: UInt64 = 0
@@ -69,18 +72,34 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
 
     /// Queues `item` for the next batch and returns its output once that batch is committed.
     public func submit(_ item: Item) async throws -> Output {
+        try await submit(item, deadline: nil)
+    }
+
+    /// `submit(_:)` answered within `deadline`: past it the caller gets `DeadlineExceeded` (naming
+    /// `operation`) at once. An item still queued then is withdrawn and never flushed; one a flush has
+    /// taken may still be committed, its output dropped. One shared timer, no task per call (this is
+    /// every request's and every delivery's path).
+    public func submit(_ item: Item, deadline: Duration?, operation: String = "a group commit") async throws -> Output {
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
+                let token = deadline.map { limit in
+                    DeadlineTimer.shared.schedule(at: .now + limit) { [weak self] in
+                        self?.expire(id, error: DeadlineExceeded(operation: operation, limit: limit))
+                    }
+                }
                 let (accepted, flusher) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
                     guard !state.isShuttingDown else { return (false, nil) }
-                    state.pending.append(Pending(id: id, item: item, continuation: continuation))
+                    state.pending.append(Pending(id: id, item: item, continuation: continuation, deadline: token))
                     return (true, state.idleFlushers.popLast())
                 }
-                if !accepted { continuation.resume(throwing: ShutDownError()) }
+                if !accepted {
+                    if let token { DeadlineTimer.shared.cancel(token) }
+                    continuation.resume(throwing: ShutDownError())
+                }
                 flusher?.resume()
             }
         } onCancel: {
@@ -89,8 +108,25 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
                 guard let index = state.pending.firstIndex(where: { $0.id == id }) else { return nil }
                 return state.pending.remove(at: index)
             }
+            if let token = withdrawn?.deadline { DeadlineTimer.shared.cancel(token) }
             withdrawn?.continuation.resume(throwing: CancellationError())
         }
+    }
+
+    /// The deadline of item `id` passed: answer it now, queued (withdrawn) or taken (output dropped).
+    private func expire(_ id: UInt64, error: DeadlineExceeded) {
+        let expired = state.withLock { state -> Pending? in
+            if let index = state.pending.firstIndex(where: { $0.id == id }) { return state.pending.remove(at: index) }
+            return state.taken.removeValue(forKey: id)
+        }
+        expired?.continuation.resume(throwing: error)
+    }
+
+    /// Removes taken items to answer them; nil for one whose deadline answered it already.
+    private func claimAnswers(_ batch: [Pending]) -> [Pending?] {
+        let claimed = state.withLock { state in batch.map { state.taken.removeValue(forKey: $0.id) } }
+        for case let token? in claimed.map({ $0?.deadline }) { DeadlineTimer.shared.cancel(token) }
+        return claimed
     }
 
     public func run() async throws {
@@ -131,7 +167,7 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
                 outputs = try await flush(items)
             }
             guard outputs.count == batch.count else { throw OutputCountMismatch() }
-            for (pending, output) in zip(batch, outputs) { pending.continuation.resume(returning: output) }
+            for (pending, output) in zip(claimAnswers(batch), outputs) { pending?.continuation.resume(returning: output) }
         } catch {
             if attempt < 3 && StoreFailure.isRaceLost(error) {
                 // A deadlock or serialization failure says nothing about the items: run it again.
@@ -149,7 +185,7 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
                 return
             }
             logger.error("batch flush failed", metadata: ["batch.size": "\(batch.count)", "error": "\(describe(error))"])
-            for pending in batch { pending.continuation.resume(throwing: error) }
+            for pending in claimAnswers(batch) { pending?.continuation.resume(throwing: error) }
         }
     }
 
@@ -163,6 +199,7 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Service, Se
                     let count = min(maxBatchSize, state.pending.count)
                     let batch = Array(state.pending.prefix(count))
                     state.pending.removeFirst(count)
+                    for pending in batch { state.taken[pending.id] = pending }
                     return .batch(batch)
                 }
                 return state.isShuttingDown ? .finished : .wait

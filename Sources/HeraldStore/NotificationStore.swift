@@ -9,6 +9,13 @@ public enum AcceptOutcome: Sendable, Hashable {
     case duplicate(StoredIdempotency)
 }
 
+/// What `accept` stored: an outcome per notification, in order, and the outbox rows to publish now.
+public struct AcceptResult: Sendable {
+    public var outcomes: [AcceptOutcome]
+    /// Rows of deliveries due now, written due a grace period later: publish, then `OutboxStore.remove`.
+    public var publishNow: [OutboxEntry]
+}
+
 /// What the first request with an idempotency key left behind.
 public struct StoredIdempotency: Sendable, Hashable {
     public var id: UUID
@@ -70,10 +77,20 @@ public struct NotificationStore: Sendable {
     /// Stores notifications, their deliveries and outbox rows in one statement (one transaction).
     /// A notification whose idempotency key exists already is not stored again.
     public func accept(_ batch: [NewNotification]) async throws -> [AcceptOutcome] {
+        try await accept(batch, publishingDirectly: nil).outcomes
+    }
+
+    /// `accept(_:)`, and with `grace` the outbox rows of deliveries due now come back, for the caller to
+    /// publish at once (`publishNow`) and then remove: their rows are written due `grace` later, so the
+    /// relay publishes one only if the caller did not remove it by then (it crashed, or the broker was
+    /// unreachable). The relay then never has to find a fresh row, and the row is deleted by its key.
+    public func accept(_ batch: [NewNotification], publishingDirectly grace: Duration?) async throws -> AcceptResult {
         var ids: [UUID] = [], createdAts: [Date] = [], keys: [String] = [], versions: [String] = [], documents: [String] = []
         var tenants: [String] = [], hashes: [String] = [], responses: [String] = [], deliveryTenants: [String] = []
         var deliveryIDs: [UUID] = [], deliveryNotificationIDs: [UUID] = [], channels: [String] = [], statuses: [String] = []
         var jobs: [String] = [], publishes: [Bool] = [], publishAts: [Date] = [], purposes: [String] = []
+        var direct: [UUID: (channel: String, job: String)] = [:]
+        let graceSeconds = grace.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
         for notification in batch {
             ids.append(notification.id)
             tenants.append(notification.tenant)
@@ -91,7 +108,12 @@ public struct NotificationStore: Sendable {
                 statuses.append(delivery.status.rawValue)
                 jobs.append(delivery.job)
                 publishes.append(delivery.publishAt != nil)
-                publishAts.append(delivery.publishAt ?? notification.createdAt)
+                var publishAt = delivery.publishAt ?? notification.createdAt
+                if let graceSeconds, delivery.status != .scheduled, let due = delivery.publishAt, due <= notification.createdAt {
+                    direct[delivery.id] = (delivery.channel, delivery.job)
+                    publishAt = notification.createdAt.addingTimeInterval(graceSeconds)
+                }
+                publishAts.append(publishAt)
                 purposes.append((delivery.status == .scheduled ? OutboxPurpose.scheduled : .deliver).rawValue)
             }
         }
@@ -120,11 +142,21 @@ public struct NotificationStore: Sendable {
             ), o AS (
                 INSERT INTO outbox (delivery_id, channel, attempt, not_before, purpose)
                 SELECT id, channel, 1, publish_at, purpose FROM t WHERE publish
+                RETURNING id, delivery_id
             )
-            SELECT id FROM n
+            SELECT id, NULL::int8 FROM n UNION ALL SELECT delivery_id, id FROM o
             """, logger: logger)
         var stored = Set<UUID>()
-        for try await id in rows.decode(UUID.self) { stored.insert(id) }
+        var publishNow: [OutboxEntry] = []
+        for try await (id, outboxID) in rows.decode((UUID, Int64?).self) {
+            guard let outboxID else {
+                stored.insert(id)
+                continue
+            }
+            if let (channel, job) = direct[id] {
+                publishNow.append(OutboxEntry(id: outboxID, deliveryID: id, channel: channel, attempt: 1, purpose: .deliver, payload: job))
+            }
+        }
 
         let duplicates = batch.filter { !stored.contains($0.id) && $0.idempotencyKey != nil }
         var existing: [String: StoredIdempotency] = [:]
@@ -141,13 +173,14 @@ public struct NotificationStore: Sendable {
                 existing[tenant + "\u{0}" + key] = StoredIdempotency(id: id, requestHash: hash, response: response)
             }
         }
-        return try batch.map { notification in
+        let outcomes: [AcceptOutcome] = try batch.map { notification in
             if stored.contains(notification.id) { return .stored }
             guard let key = notification.idempotencyKey, let original = existing[notification.tenant + "\u{0}" + key] else {
                 throw StoreError(message: "notification \(notification.id) was neither stored nor a duplicate")
             }
             return .duplicate(original)
         }
+        return AcceptResult(outcomes: outcomes, publishNow: publishNow)
     }
 
     /// Claims deliveries for attempts, in one statement: each claimable delivery whose newest
@@ -156,7 +189,8 @@ public struct NotificationStore: Sendable {
     ///
     /// Committed without waiting for the disk (`synchronous_commit = off`): a claim lost in a
     /// database crash only means the delivery looks unclaimed again, which the attempt numbers and
-    /// the next claim handle; the outcome itself is always written durably.
+    /// the next claim handle; the outcome itself is always written durably. One statement, one round
+    /// trip: `set_config(…, true)` is `SET LOCAL` for the statement's own transaction.
     public func claim(_ requests: [ClaimRequest], worker: String) async throws -> [ClaimResult?] {
         guard !requests.isEmpty else { return [] }
         let ids = requests.map(\.deliveryID)
@@ -164,37 +198,37 @@ public struct NotificationStore: Sendable {
         let leases = requests.map { $0.lease.timeInterval }
         let claimable = DeliveryStatus.names(DeliveryStatus.claimable)
         let sending = DeliveryStatus.sending.rawValue
-        return try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SET LOCAL synchronous_commit TO OFF", logger: logger)
-            var results = [ClaimResult?](repeating: nil, count: requests.count)
-            let throttled = AttemptOutcome.throttled.rawValue
-            for try await (position, claimed, status, attemptCount, attemptBase, claimedBy, leaseRemaining, throttledTries) in try await connection.query(
-                """
-                WITH t AS (
-                    SELECT * FROM unnest(\(ids)::uuid[], \(attempts)::int[], \(leases)::float8[]) WITH ORDINALITY
-                        AS t(id, attempt, lease, position)
-                ), c AS (
-                    UPDATE deliveries d SET status = \(sending), claimed_by = \(worker),
-                        lease_until = now() + t.lease * interval '1 second', updated_at = now()
-                    FROM t
-                    WHERE d.id = t.id AND d.attempt_count < t.attempt AND d.status = ANY(\(claimable)::text[])
-                    RETURNING d.id
-                )
-                SELECT t.position, t.id IN (SELECT id FROM c), d.status, d.attempt_count, d.attempt_base, d.claimed_by,
-                    extract(epoch FROM d.lease_until - now())::float8,
-                    (SELECT count(*) FROM attempts a
-                     WHERE a.delivery_id = t.id AND a.number = t.attempt AND a.outcome = \(throttled))::int
-                FROM t JOIN deliveries d ON d.id = t.id
-                """, logger: logger
-            ).decode((Int, Bool, String, Int, Int, String?, Double?, Int).self) {
-                results[position - 1] = ClaimResult(
-                    claimed: claimed, status: DeliveryStatus(rawValue: status) ?? .queued, attemptCount: attemptCount,
-                    attemptBase: attemptBase, claimedBy: claimedBy,
-                    leaseRemaining: leaseRemaining.map { .milliseconds(Int64(($0 * 1000).rounded())) },
-                    throttledTries: throttledTries)
-            }
-            return results
+        var results = [ClaimResult?](repeating: nil, count: requests.count)
+        let throttled = AttemptOutcome.throttled.rawValue
+        for try await (position, claimed, status, attemptCount, attemptBase, claimedBy, leaseRemaining, throttledTries) in try await client.query(
+            """
+            WITH cfg AS (
+                SELECT set_config('synchronous_commit', 'off', true)
+            ), t AS (
+                SELECT * FROM unnest(\(ids)::uuid[], \(attempts)::int[], \(leases)::float8[]) WITH ORDINALITY
+                    AS t(id, attempt, lease, position)
+            ), c AS (
+                UPDATE deliveries d SET status = \(sending), claimed_by = \(worker),
+                    lease_until = now() + t.lease * interval '1 second', updated_at = now()
+                FROM t
+                WHERE d.id = t.id AND d.attempt_count < t.attempt AND d.status = ANY(\(claimable)::text[])
+                    AND EXISTS (SELECT 1 FROM cfg)
+                RETURNING d.id
+            )
+            SELECT t.position, t.id IN (SELECT id FROM c), d.status, d.attempt_count, d.attempt_base, d.claimed_by,
+                extract(epoch FROM d.lease_until - now())::float8,
+                (SELECT count(*) FROM attempts a
+                 WHERE a.delivery_id = t.id AND a.number = t.attempt AND a.outcome = \(throttled))::int
+            FROM t JOIN deliveries d ON d.id = t.id
+            """, logger: logger
+        ).decode((Int, Bool, String, Int, Int, String?, Double?, Int).self) {
+            results[position - 1] = ClaimResult(
+                claimed: claimed, status: DeliveryStatus(rawValue: status) ?? .queued, attemptCount: attemptCount,
+                attemptBase: attemptBase, claimedBy: claimedBy,
+                leaseRemaining: leaseRemaining.map { .milliseconds(Int64(($0 * 1000).rounded())) },
+                throttledTries: throttledTries)
         }
+        return results
     }
 
     /// Writes settlements in one transaction: attempts appended, statuses moved (a terminal status is
@@ -206,6 +240,13 @@ public struct NotificationStore: Sendable {
         let enqueue = settlements.flatMap(\.enqueue)
         let activate = settlements.flatMap(\.activate)
         let cancel = settlements.flatMap(\.cancel)
+        // The common settlement (attempts and statuses only) is one statement: its own transaction, one round trip.
+        if enqueue.isEmpty && activate.isEmpty && cancel.isEmpty {
+            try await client.withConnection { connection in
+                try await Self.recordAttempts(attempts, moving: moved, on: connection, logger: logger)
+            }
+            return
+        }
         try await client.withTransaction(logger: logger) { connection in
             if !attempts.isEmpty || !moved.isEmpty {
                 try await Self.recordAttempts(attempts, moving: moved, on: connection, logger: logger)

@@ -13,6 +13,18 @@ public struct OutboxEntry: Sendable, Hashable {
     public var payload: String
     /// How long the row had been due when it was taken (seconds).
     public var dueFor: Double = 0
+
+    public init(
+        id: Int64, deliveryID: UUID, channel: String, attempt: Int, purpose: OutboxPurpose, payload: String, dueFor: Double = 0
+    ) {
+        self.id = id
+        self.deliveryID = deliveryID
+        self.channel = channel
+        self.attempt = attempt
+        self.purpose = purpose
+        self.payload = payload
+        self.dueFor = dueFor
+    }
 }
 
 /// The transactional outbox: rows written with their notification (or by a worker's settlement for a
@@ -76,6 +88,19 @@ public struct OutboxStore: Sendable {
             }
             return entries.count
         }
+    }
+
+    /// Removes rows their writer published itself (`AcceptResult.publishNow`), once the broker
+    /// confirmed them. Committed without waiting for the disk: a removal lost in a database crash
+    /// only lets the relay publish the row a second time, which the workers' claim turns into a no-op.
+    public func remove(published ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        // One statement, one round trip: set_config(…, true) is SET LOCAL for the statement's own transaction.
+        try await client.query(
+            """
+            WITH c AS (SELECT set_config('synchronous_commit', 'off', true))
+            DELETE FROM outbox WHERE id = ANY(\(ids)::int8[]) AND EXISTS (SELECT 1 FROM c)
+            """, logger: logger)
     }
 
     public func pendingCount() async throws -> Int {

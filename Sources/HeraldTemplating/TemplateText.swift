@@ -2,17 +2,22 @@ import Foundation
 
 /// A template's source text, and where it came from (for error messages).
 public struct TemplateText: Sendable, Hashable {
-    public var source: String
+    public var source: String {
+        didSet { isSingleValue = Self.isSingleValue(source) }
+    }
     /// `file:line:column` of the value in the configuration.
     public var location: String
+    /// The whole text is one value (`{{to.webhook_url}}`), nothing around it. Worked out once: every
+    /// attempt's URL asks.
+    public private(set) var isSingleValue: Bool
 
     public init(_ source: String, location: String = "") {
         self.source = source
         self.location = location
+        self.isSingleValue = Self.isSingleValue(source)
     }
 
-    /// The whole text is one value (`{{to.webhook_url}}`), nothing around it.
-    public var isSingleValue: Bool {
+    static func isSingleValue(_ source: String) -> Bool {
         let trimmed = source.trimmingCharacters(in: .whitespaces)
         guard trimmed.hasPrefix("{{"), trimmed.hasSuffix("}}") else { return false }
         let inner = trimmed.dropFirst(2).dropLast(2)

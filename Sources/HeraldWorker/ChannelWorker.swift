@@ -47,10 +47,17 @@ final class ChannelWorker: Service, Sendable {
         // Slots are fixed at start; a reload that changes concurrency takes effect on restart.
         let concurrency = max(1, config.snapshot.registry[channelName]?.concurrency ?? 1)
         logger.info("worker started", metadata: ["concurrency": "\(concurrency)"])
-        await withDiscardingTaskGroup { group in
-            for _ in 0..<concurrency {
-                group.addTask { await self.slotLoop() }
+        // On graceful shutdown the consumer stops handing out messages (its waiting slots get nil) and
+        // the slots finish the message they hold. Once for the worker, not a race against shutdown
+        // around every `next()` (a task group and two tasks per message).
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for _ in 0..<concurrency {
+                    group.addTask { await self.slotLoop() }
+                }
             }
+        } onGracefulShutdown: {
+            self.consumer.stopDelivering()
         }
         logger.info("worker stopped")
     }
@@ -60,7 +67,7 @@ final class ChannelWorker: Service, Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let message: IncomingMessage?
             do {
-                message = try await cancelWhenGracefulShutdown { try await self.consumer.next() }
+                message = try await consumer.next()
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { return }
                 logger.warning("receiving failed", metadata: ["error": "\(error)"])
@@ -136,10 +143,9 @@ final class ChannelWorker: Service, Sendable {
         while true {
             let claim: ClaimResult?
             do {
-                let claimer = shared.claimer
-                claim = try await withDeadline(.seconds(10), "claiming the delivery") {
-                    try await claimer.submit(ClaimRequest(deliveryID: job.deliveryID, attempt: expectedAttempt, lease: lease))
-                }
+                claim = try await shared.claimer.submit(
+                    ClaimRequest(deliveryID: job.deliveryID, attempt: expectedAttempt, lease: lease), deadline: .seconds(10),
+                    operation: "claiming the delivery")
             } catch {
                 logger.warning("could not claim the delivery; the message goes back to the queue", metadata: [
                     "error": "\(StoreFailure.describe(error))",
@@ -219,8 +225,7 @@ final class ChannelWorker: Service, Sendable {
     /// for its return, so the provider is not called twice for one attempt.
     private func commit(_ settlement: Settlement, message: IncomingMessage, logger: Logger) async {
         do {
-            let recorder = shared.recorder
-            try await withDeadline(.seconds(20), "recording the outcome") { try await recorder.submit(settlement) }
+            try await shared.recorder.submit(settlement, deadline: .seconds(20), operation: "recording the outcome")
             shared.reporting.report(settlement, logger: logger)
             if !settlement.enqueue.isEmpty { shared.relay?.wake() }
             consumer.ack(message.deliveryTag)

@@ -50,6 +50,7 @@ struct EndToEndTests {
 
     static func withHerald(
         channel: ChannelDefinition, receiver: WebhookReceiver, extraServices: [any Service] = [],
+        gateway adjust: (inout GatewayConfiguration) -> Void = { _ in },
         _ body: @Sendable (Harness) async throws -> Void
     ) async throws {
         try await TestServers.withDatabase { _ in }  // migrate first
@@ -58,6 +59,7 @@ struct EndToEndTests {
         gatewayConfiguration.port = 0
         gatewayConfiguration.relay.pollInterval = .milliseconds(50)
         gatewayConfiguration.allowPrivateTargets = true  // the receiver is on 127.0.0.1
+        adjust(&gatewayConfiguration)
         let config = ConfigStore(try TestServers.webhookSnapshot(channel))
         let (gateway, components) = try buildGateway(configuration: gatewayConfiguration, config: config, logger: logger)
         let (token, key) = try await TestServers.createKey()

@@ -1,3 +1,4 @@
+import HeraldCore
 import HeraldStore
 import Logging
 import ServiceLifecycle
@@ -62,5 +63,47 @@ import Testing
         }
         #expect(flushed.withLock { $0 } == 25)
         await #expect(throws: GroupCommitter<Int, Void>.ShutDownError.self) { try await committer.submit(99) }
+    }
+}
+
+/// The deadline of `submit(_:deadline:)`: answered in time whether the item is still queued or a
+/// slow flush holds it, and a queued item withdrawn at its deadline is never flushed.
+@Suite struct GroupCommitterDeadlineTests {
+    @Test(.timeLimit(.minutes(1))) func aSlowFlushAnswersItsCallerAtTheDeadline() async throws {
+        let release = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        let flushedItems = Mutex<[Int]>([])
+        let committer = GroupCommitter<Int, Int>(maxBatchSize: 1, maxConcurrentFlushes: 1, logger: Logger(label: "test")) { batch in
+            flushedItems.withLock { $0 += batch }
+            if batch == [1] { await withCheckedContinuation { continuation in release.withLock { $0 = continuation } } }
+            return batch
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await committer.run() }
+            let start = ContinuousClock.now
+            // Item 1 is taken by a flush that hangs; item 2 waits in the queue behind it.
+            let first = Task { try await committer.submit(1, deadline: .milliseconds(200), operation: "first") }
+            while release.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(2)) }  // item 1 is in the flush
+            let second = Task { try await committer.submit(2, deadline: .milliseconds(200), operation: "second") }
+            await #expect(throws: DeadlineExceeded.self) { _ = try await first.value }
+            await #expect(throws: DeadlineExceeded.self) { _ = try await second.value }
+            #expect(ContinuousClock.now - start < .seconds(4))
+            release.withLock { $0?.resume() }
+            // The flush came back after its caller was answered: its output is dropped, nothing crashes;
+            // item 2, withdrawn at its deadline, is never flushed.
+            let third = try await committer.submit(3, deadline: .seconds(5))
+            #expect(third == 3)
+            #expect(flushedItems.withLock { $0 } == [1, 3])
+            group.cancelAll()
+        }
+    }
+
+    @Test func anItemCommittedInTimeGetsItsOutput() async throws {
+        let committer = GroupCommitter<Int, Int>(logger: Logger(label: "test")) { batch in batch.map { $0 + 1 } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await committer.run() }
+            let output = try await committer.submit(41, deadline: .seconds(5))
+            #expect(output == 42)
+            group.cancelAll()
+        }
     }
 }
