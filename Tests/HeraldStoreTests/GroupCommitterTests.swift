@@ -81,12 +81,15 @@ import Testing
             group.addTask { try await committer.run() }
             let start = ContinuousClock.now
             // Item 1 is taken by a flush that hangs; item 2 waits in the queue behind it.
-            let first = Task { try await committer.submit(1, deadline: .milliseconds(200), operation: "first") }
-            while release.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(2)) }  // item 1 is in the flush
-            let second = Task { try await committer.submit(2, deadline: .milliseconds(200), operation: "second") }
+            // Item 1's deadline leaves a loaded machine time to start its flush; the wait for that is bounded.
+            let first = Task { try await committer.submit(1, deadline: .seconds(3), operation: "first") }
+            let limit = ContinuousClock.now + .seconds(10)
+            while release.withLock({ $0 == nil }) && ContinuousClock.now < limit { try await Task.sleep(for: .milliseconds(2)) }
+            try #require(release.withLock { $0 != nil }, "item 1 never reached its flush")
+            let second = Task { try await committer.submit(2, deadline: .milliseconds(300), operation: "second") }
             await #expect(throws: DeadlineExceeded.self) { _ = try await first.value }
             await #expect(throws: DeadlineExceeded.self) { _ = try await second.value }
-            #expect(ContinuousClock.now - start < .seconds(4))
+            #expect(ContinuousClock.now - start < .seconds(9), "answered at the deadline, not when the flush came back")
             release.withLock { $0?.resume() }
             // The flush came back after its caller was answered: its output is dropped, nothing crashes;
             // item 2, withdrawn at its deadline, is never flushed.
