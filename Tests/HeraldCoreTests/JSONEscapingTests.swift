@@ -14,7 +14,9 @@ import Testing
             case "\n": escaped += "\\n"
             case "\r": escaped += "\\r"
             case "\t": escaped += "\\t"
-            case "<", ">", "&", "\u{2028}", "\u{2029}", _ where scalar.value < 0x20:
+            case "<", ">", "&", "\u{2028}", "\u{2029}":
+                escaped += String(format: "\\u%04x", scalar.value)
+            case _ where scalar.value < 0x20:
                 escaped += String(format: "\\u%04x", scalar.value)
             default: escaped.unicodeScalars.append(scalar)
             }

@@ -27,8 +27,9 @@ public struct HotPaths: Sendable {
         case .failure(let errors): throw FixtureError(description: "the configuration in \(root) does not load: \(errors)")
         }
         let now = Date(timeIntervalSince1970: 1_800_000_000)
-        var validator = snapshot.validator
-        validator.allowPrivateTargets = true
+        var configuredValidator = snapshot.validator
+        configuredValidator.allowPrivateTargets = true
+        let validator = configuredValidator
 
         // The request scripts/bench sends, and one routed by rules and rendered from a template.
         let webhookBody = Array(
@@ -53,11 +54,11 @@ public struct HotPaths: Sendable {
             "data": templatedRequest.data, "to": .object(templatedRequest.to), "metadata": templatedRequest.metadata,
         ]
 
-        guard let webhook = snapshot.registry["webhook"], let spec = webhook.providers.first else {
+        guard snapshot.registry["webhook"] != nil, let spec = snapshot.providers(for: "webhook").first else {
             throw FixtureError(description: "channels.d/webhook.yaml has no provider")
         }
         let secret = "whsec_" + Data((0..<32).map { UInt8($0) }).base64EncodedString()
-        let provider = try ProviderClient(
+        let provider = ProviderClient(
             spec: spec, runtime: CurlRuntime(logger: Logger(label: "bench")),
             secrets: SecretResolver(environment: ["WEBHOOK_SECRET": secret]), restrictToPublicAddresses: false,
             timeout: .seconds(15), logger: Logger(label: "bench"))
