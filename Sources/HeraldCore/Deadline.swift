@@ -116,7 +116,9 @@ public final class DeadlineTimer: @unchecked Sendable {
             let now = ContinuousClock.now
             guard first.at <= now else {
                 waitingUntil = first.at
-                let seconds = (first.at - now).timeInterval
+                // At most a second at a time: the condition's timeout is wall-clock time, so a clock
+                // stepped back can delay a deadline by no more than that.
+                let seconds = min((first.at - now).timeInterval, 1)
                 _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
                 waitingUntil = nil
                 continue
