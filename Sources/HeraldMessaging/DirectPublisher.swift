@@ -89,10 +89,6 @@ public final class DirectPublisher: Service, Sendable {
     private let leftToRelay = Counter(label: "herald_outbox_direct_left_to_relay_total")
     private let lag = Timer(label: "herald_outbox_publish_lag_seconds")
 
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-    }
-
     public init(round: any DirectPublishRound, configuration: Configuration = .init(), logger: Logger) {
         self.round = round
         self.configuration = configuration
@@ -159,7 +155,7 @@ public final class DirectPublisher: Service, Sendable {
         published.increment(by: batch.count)
         // The relay's lag metric, from the commit (when these rows were due for the gateway) to the confirm.
         let now = ContinuousClock.now
-        for item in queued { lag.recordNanoseconds(Self.nanoseconds(now - item.since)) }
+        for item in queued { lag.record(duration: now - item.since) }
         do {
             let ids = batch.map(\.id)
             try await withDeadline(configuration.roundDeadline, "removing published outbox rows") { try await round.remove(ids) }

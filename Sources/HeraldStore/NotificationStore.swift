@@ -90,7 +90,7 @@ public struct NotificationStore: Sendable {
         var deliveryIDs: [UUID] = [], deliveryNotificationIDs: [UUID] = [], channels: [String] = [], statuses: [String] = []
         var jobs: [String] = [], publishes: [Bool] = [], publishAts: [Date] = [], purposes: [String] = []
         var direct: [UUID: (channel: String, job: String)] = [:]
-        let graceSeconds = grace.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        let graceSeconds = grace?.timeInterval
         for notification in batch {
             ids.append(notification.id)
             tenants.append(notification.tenant)
