@@ -38,6 +38,7 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.receiptLinks = try environment.receiptLinks(secrets: configuration.secrets)
         configuration.alertRouting = try environment.alertRouting()
         configuration.queueSampleInterval = try environment.queueSampleInterval()
+        configuration.retentionDays = try environment.retentionDays()
         let (application, _) = try buildGateway(configuration: configuration, config: config, loader: loader, logger: logger)
         logger.info("gateway starting", metadata: [
             "listen": "\(configuration.host):\(configuration.port)", "config.version": "\(snapshot.version)",

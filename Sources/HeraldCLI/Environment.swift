@@ -47,6 +47,15 @@ struct HeraldEnvironment {
         }
         return seconds == 0 ? nil : .milliseconds(Int64(seconds * 1000))
     }
+    /// `HERALD_RETENTION_DAYS`: how many full UTC days of notifications, deliveries, attempts and
+    /// receipts to keep (today's aside); older days are dropped whole. Unset or empty: keep everything.
+    func retentionDays() throws -> Int? {
+        guard let text = values["HERALD_RETENTION_DAYS"], !text.isEmpty else { return nil }
+        guard let days = Int(text), (1...36_500).contains(days) else {
+            throw InvalidSetting(name: "HERALD_RETENTION_DAYS", value: text, expected: "whole days from 1 to 36500, or unset to keep everything")
+        }
+        return days
+    }
     /// The level of a successful attempt's log line (`info` unless set; failures are warning/error).
     var attemptLogLevel: Logger.Level { values["HERALD_ATTEMPT_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info }
     /// Requests a second per API key that has no rate of its own.

@@ -10,7 +10,7 @@ struct Herald: AsyncParsableCommand {
         subcommands: [
             GatewayCommand.self, WorkerCommand.self, MigrateCommand.self, ConfigCommand.self, RenderCommand.self,
             RouteCommand.self, ChannelsCommand.self, SinkCommand.self, DeadLetterCommand.self, KeysCommand.self,
-            AuditCommand.self,
+            AuditCommand.self, RetentionCommand.self,
         ])
 }
 

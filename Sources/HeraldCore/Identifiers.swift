@@ -20,6 +20,37 @@ extension UUID {
                            bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
     }
 
+    /// The smallest UUIDv7 of this id's millisecond (the random bits zeroed). Rows of one notification
+    /// have ids at or after its own id's floor: a query adding `id >= floor` skips the day partitions
+    /// before it.
+    public var timeFloor: UUID {
+        var bytes = uuid
+        withUnsafeMutableBytes(of: &bytes) { raw in
+            for index in 6..<16 { raw[index] = 0 }
+        }
+        return UUID(uuid: bytes)
+    }
+
+    /// PostgreSQL's order of uuids: byte by byte.
+    public static func precedes(_ lhs: UUID, _ rhs: UUID) -> Bool {
+        withUnsafeBytes(of: lhs.uuid) { left in
+            withUnsafeBytes(of: rhs.uuid) { right in left.lexicographicallyPrecedes(right) }
+        }
+    }
+
+    /// The smallest and largest of `ids` in PostgreSQL's order (nil for none). A statement that joins
+    /// a batch of ids to a day-partitioned table adds `BETWEEN` these, so that the planner reads only
+    /// the days the batch touches (it can't prune through a join).
+    public static func span(_ ids: some Collection<UUID>) -> (lowest: UUID, highest: UUID)? {
+        guard var lowest = ids.first else { return nil }
+        var highest = lowest
+        for id in ids.dropFirst() {
+            if precedes(id, lowest) { lowest = id }
+            if precedes(highest, id) { highest = id }
+        }
+        return (lowest, highest)
+    }
+
     /// Lower-case canonical text, as Herald shows ids.
     public var lowercasedString: String { uuidString.lowercased() }
 }

@@ -18,8 +18,11 @@ extension DeliveryEngine {
     /// - A `send_at` more than a second ahead makes the published deliveries `scheduled`.
     public static func plan(
         _ request: NotificationRequest, snapshot: ConfigSnapshot, now: Date, tenant: String = Tenant.default,
-        trace: TraceContext? = nil, makeID: () -> UUID = { UUID.timeOrdered() }
+        trace: TraceContext? = nil, makeID: (() -> UUID)? = nil
     ) -> Result<PlannedNotification, RequestValidationError> {
+        // Every id of a notification carries the same instant, so that its deliveries (and their
+        // attempts and receipts) are stored in its day partition (Migrations.partitionByDay).
+        let makeID = makeID ?? { UUID.timeOrdered(now: now) }
         let plan: DeliveryPlan
         switch snapshot.plan(request) {
         case .success(let planned): plan = planned

@@ -67,6 +67,12 @@ public struct GatewayConfiguration: Sendable {
     /// How often the channel queues' depth and consumers are read from the broker
     /// (`herald_queue_messages_ready`, `herald_queue_consumers`); nil reads none. Default 15 s.
     public var queueSampleInterval: Duration? = .seconds(15)
+    /// Full UTC days of notifications (with their deliveries, attempts and receipts) to keep; older
+    /// days are dropped whole by `RetentionService`. nil keeps everything. Default nil.
+    public var retentionDays: Int?
+    /// How often partitions are created ahead and expired days dropped (also once at start); nil
+    /// runs no maintenance (`herald retention` still can). Default an hour.
+    public var retentionInterval: Duration? = .seconds(3600)
 
     public init(postgresURL: String, amqpURL: String) {
         self.postgresURL = postgresURL
@@ -128,6 +134,11 @@ public func buildGateway(
     var services: [any Service] = [
         postgres, publisher, directPublisher, relay, committer, OutboxMonitor(outbox: outbox, logger: logger),
     ]
+    if let interval = configuration.retentionInterval {
+        services.append(RetentionService(
+            store: PartitionStore(client: postgres, logger: logger), keepDays: configuration.retentionDays, interval: interval,
+            logger: logger))
+    }
     if let interval = configuration.queueSampleInterval {
         services.append(QueueMonitor(
             inspector: BrokerQueueInspector(endpoints: endpoints, logger: logger), channels: { config.snapshot.registry.names },

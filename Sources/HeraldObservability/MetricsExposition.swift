@@ -81,6 +81,9 @@ public enum MetricCatalogue {
         "herald_messages_deferred_total": "Queue messages sent back to the outbox because their host was at its in-flight bound.",
         "herald_poison_messages_total": "Queue messages that could not be decoded and were moved to poison_messages.",
         "herald_outbox_published_total": "Outbox rows the relay published to RabbitMQ.",
+        "herald_retention_partitions_dropped_total": "Day partitions (notifications with their deliveries, attempts and receipts) dropped by retention.",
+        "herald_retention_partitions_held": "Expired days the last retention pass kept: open deliveries in them, or the tables were busy.",
+        "herald_retention_failures_total": "Retention and partition maintenance passes that failed.",
         "herald_outbox_direct_published_total": "Accepted deliveries the gateway published to RabbitMQ right after their commit.",
         "herald_outbox_direct_left_to_relay_total":
             "Accepted deliveries the gateway could not publish itself (broker unreachable, queue full): the relay publishes them after the grace period.",

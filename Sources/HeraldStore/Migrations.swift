@@ -206,11 +206,239 @@ public enum Migrations {
             // the audit query goes by tenant), yet each claim wrote an entry into it.
             "DROP INDEX IF EXISTS deliveries_open",
         ]),
+        Migration(version: 9, name: "day partitions: retention drops whole days", statements: partitionByDay),
+    ]
+
+    /// Migration 9. Notifications, deliveries, attempts and delivery events are partitioned by the UTC
+    /// day of their notification, so that retention drops whole days (`DETACH` + `DROP`: no row-by-row
+    /// delete, no vacuum debt, no bloat) and a growing history doesn't make the hot tables' indexes
+    /// deeper. The key is the UUIDv7 id, whose first 48 bits are the acceptance time in milliseconds:
+    /// a delivery's id carries its notification's instant (`DeliveryEngine.plan`), so a notification,
+    /// its deliveries, their attempts and receipts land in the same day, and lookups by id still prune
+    /// to one partition. Rows of the unpartitioned tables are copied into one partition holding
+    /// everything before the migration's day (`…_before_YYYYMMDD`), which retention drops like a day.
+    /// Idempotency keys move to their own table: a unique index on a partitioned table must contain
+    /// the partition key, and a key must stay unique across days.
+    static let partitionByDay: [String] = [
+        // The smallest UUIDv7 of an instant: the partition bounds.
+        """
+        CREATE FUNCTION herald_uuid_floor(instant timestamptz) RETURNS uuid IMMUTABLE STRICT LANGUAGE sql AS $$
+            SELECT (lpad(to_hex(floor(extract(epoch FROM instant) * 1000)::bigint), 12, '0') || '00000000000000000000')::uuid
+        $$
+        """,
+        """
+        CREATE FUNCTION herald_day_start(day date) RETURNS uuid IMMUTABLE STRICT LANGUAGE sql AS $$
+            SELECT herald_uuid_floor(day::timestamp AT TIME ZONE 'UTC')
+        $$
+        """,
+        // Parents before children: partitions are created in this order and dropped in the reverse one.
+        """
+        CREATE FUNCTION herald_partitioned_tables() RETURNS text[] IMMUTABLE LANGUAGE sql AS $$
+            SELECT ARRAY['notifications', 'deliveries', 'attempts', 'delivery_events']
+        $$
+        """,
+        // Creates the missing day partitions of every partitioned table from first_day to last_day;
+        // returns how many it created. A day that overlaps an existing partition, or whose rows went to
+        // the default partition meanwhile, is skipped with a warning: its rows stay where they are.
+        """
+        CREATE FUNCTION herald_ensure_partitions(first_day date, last_day date) RETURNS integer LANGUAGE plpgsql AS $$
+        DECLARE
+            day date;
+            parent text;
+            partition text;
+            created integer := 0;
+        BEGIN
+            FOR day IN SELECT generate_series(first_day, last_day, interval '1 day')::date LOOP
+                FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
+                    partition := parent || '_p' || to_char(day, 'YYYYMMDD');
+                    CONTINUE WHEN to_regclass(partition) IS NOT NULL;
+                    BEGIN
+                        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+                            partition, parent, herald_day_start(day), herald_day_start(day + 1));
+                        created := created + 1;
+                    EXCEPTION WHEN invalid_object_definition OR check_violation THEN
+                        RAISE WARNING 'partition % not created: %', partition, SQLERRM;
+                    END;
+                END LOOP;
+            END LOOP;
+            RETURN created;
+        END $$
+        """,
+        // The unpartitioned tables and their indexes step aside (index names are per schema).
+        """
+        DO $$
+        DECLARE
+            parent text;
+            index_name text;
+        BEGIN
+            FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
+                FOR index_name IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                    WHERE i.indrelid = parent::regclass
+                LOOP
+                    EXECUTE format('ALTER INDEX %I RENAME TO %I', index_name, index_name || '_unpartitioned');
+                END LOOP;
+                EXECUTE format('ALTER TABLE %I RENAME TO %I', parent, parent || '_unpartitioned');
+            END LOOP;
+        END $$
+        """,
+        """
+        CREATE TABLE notifications (
+            id uuid NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            tenant text NOT NULL DEFAULT 'default',
+            idempotency_key text,
+            request_hash text,
+            response text,
+            config_version text NOT NULL DEFAULT '',
+            request jsonb NOT NULL,
+            PRIMARY KEY (id)
+        ) PARTITION BY RANGE (id)
+        """,
+        "CREATE INDEX notifications_tenant_created ON notifications (tenant, created_at, id)",
+        "CREATE INDEX notifications_audit_metadata ON notifications USING gin ((request -> 'metadata') jsonb_path_ops)",
+        """
+        CREATE TABLE idempotency_keys (
+            tenant text NOT NULL,
+            key text NOT NULL,
+            notification_id uuid NOT NULL,
+            PRIMARY KEY (tenant, key)
+        )
+        """,
+        // Retention deletes a day's keys by the day's notification id range.
+        "CREATE INDEX idempotency_keys_notification ON idempotency_keys (notification_id)",
+        """
+        CREATE TABLE deliveries (
+            id uuid NOT NULL,
+            notification_id uuid NOT NULL REFERENCES notifications (id),
+            tenant text NOT NULL DEFAULT 'default',
+            channel text NOT NULL,
+            status text NOT NULL,
+            attempt_count integer NOT NULL DEFAULT 0,
+            attempt_base integer NOT NULL DEFAULT 0,
+            last_error text,
+            provider_message_id text,
+            job text,
+            claimed_by text,
+            lease_until timestamptz,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (id)
+        ) PARTITION BY RANGE (id)
+        """,
+        "CREATE INDEX deliveries_notification ON deliveries (notification_id)",
+        "CREATE INDEX deliveries_dead_letters ON deliveries (updated_at, id) WHERE status = '\(DeliveryStatus.failed.rawValue)'",
+        "CREATE INDEX deliveries_audit_created ON deliveries (tenant, created_at, id)",
+        "CREATE INDEX deliveries_audit_status ON deliveries (tenant, status, updated_at, id)",
+        "CREATE INDEX deliveries_audit_channel ON deliveries (tenant, channel, created_at, id)",
+        """
+        CREATE INDEX deliveries_provider_message ON deliveries (channel, provider_message_id)
+        WHERE provider_message_id IS NOT NULL
+        """,
+        // Same sequences as before: attempt ids keep counting up.
+        """
+        CREATE TABLE attempts (
+            id bigint NOT NULL DEFAULT nextval('attempts_id_seq'),
+            delivery_id uuid NOT NULL REFERENCES deliveries (id),
+            notification_id uuid NOT NULL,
+            tenant text NOT NULL DEFAULT 'default',
+            channel text NOT NULL DEFAULT '',
+            provider text NOT NULL DEFAULT '',
+            number integer NOT NULL,
+            started_at timestamptz NOT NULL,
+            finished_at timestamptz NOT NULL,
+            outcome text NOT NULL,
+            http_status integer,
+            error text,
+            provider_message_id text,
+            worker text NOT NULL,
+            duration_ms double precision GENERATED ALWAYS AS (extract(epoch FROM finished_at - started_at) * 1000) STORED,
+            PRIMARY KEY (id, delivery_id)
+        ) PARTITION BY RANGE (delivery_id)
+        """,
+        "ALTER SEQUENCE attempts_id_seq OWNED BY attempts.id",
+        "CREATE INDEX attempts_delivery ON attempts (delivery_id, number)",
+        "CREATE INDEX attempts_notification ON attempts (notification_id)",
+        "CREATE INDEX attempts_audit_started ON attempts (tenant, started_at, id)",
+        "CREATE INDEX attempts_audit_channel ON attempts (tenant, channel, started_at, id)",
+        "CREATE INDEX attempts_audit_outcome ON attempts (tenant, outcome, started_at, id)",
+        // Nobody edits the attempt log, not even Herald; retention removes whole days, never rows.
+        "CREATE TRIGGER attempts_append_only BEFORE UPDATE OR DELETE ON attempts FOR EACH ROW EXECUTE FUNCTION herald_append_only()",
+        """
+        CREATE TABLE delivery_events (
+            id bigint NOT NULL DEFAULT nextval('delivery_events_id_seq'),
+            delivery_id uuid NOT NULL REFERENCES deliveries (id),
+            notification_id uuid NOT NULL,
+            tenant text NOT NULL,
+            channel text NOT NULL,
+            provider text NOT NULL,
+            kind text NOT NULL,
+            provider_status text NOT NULL,
+            outcome text,
+            previous_status text NOT NULL,
+            resulting_status text NOT NULL,
+            provider_message_id text,
+            detail text,
+            received_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (id, delivery_id),
+            UNIQUE (delivery_id, provider, provider_status)
+        ) PARTITION BY RANGE (delivery_id)
+        """,
+        "ALTER SEQUENCE delivery_events_id_seq OWNED BY delivery_events.id",
+        "CREATE INDEX delivery_events_notification ON delivery_events (notification_id, id)",
+        "CREATE TRIGGER delivery_events_append_only BEFORE UPDATE OR DELETE ON delivery_events FOR EACH ROW EXECUTE FUNCTION herald_append_only()",
+        // A row whose day has no partition (a clock far off) still has a place; maintenance creates the
+        // days ahead so that this stays empty.
+        """
+        DO $$
+        DECLARE
+            parent text;
+            today date := (now() AT TIME ZONE 'UTC')::date;
+        BEGIN
+            FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
+                EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', parent || '_default', parent);
+            END LOOP;
+            IF EXISTS (SELECT 1 FROM notifications_unpartitioned) THEN
+                FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
+                    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (MINVALUE) TO (%L)',
+                        parent || '_before_' || to_char(today, 'YYYYMMDD'), parent, herald_day_start(today));
+                END LOOP;
+            END IF;
+            PERFORM herald_ensure_partitions(today, today + 7);
+        END $$
+        """,
+        """
+        INSERT INTO notifications (id, created_at, tenant, idempotency_key, request_hash, response, config_version, request)
+        SELECT id, created_at, tenant, idempotency_key, request_hash, response, config_version, request FROM notifications_unpartitioned
+        """,
+        """
+        INSERT INTO idempotency_keys (tenant, key, notification_id)
+        SELECT tenant, idempotency_key, id FROM notifications_unpartitioned WHERE idempotency_key IS NOT NULL
+        """,
+        """
+        INSERT INTO deliveries (id, notification_id, tenant, channel, status, attempt_count, attempt_base, last_error,
+            provider_message_id, job, claimed_by, lease_until, created_at, updated_at)
+        SELECT id, notification_id, tenant, channel, status, attempt_count, attempt_base, last_error,
+            provider_message_id, job, claimed_by, lease_until, created_at, updated_at FROM deliveries_unpartitioned
+        """,
+        """
+        INSERT INTO attempts (id, delivery_id, notification_id, tenant, channel, provider, number, started_at, finished_at,
+            outcome, http_status, error, provider_message_id, worker)
+        SELECT id, delivery_id, notification_id, tenant, channel, provider, number, started_at, finished_at,
+            outcome, http_status, error, provider_message_id, worker FROM attempts_unpartitioned
+        """,
+        """
+        INSERT INTO delivery_events (id, delivery_id, notification_id, tenant, channel, provider, kind, provider_status,
+            outcome, previous_status, resulting_status, provider_message_id, detail, received_at)
+        SELECT id, delivery_id, notification_id, tenant, channel, provider, kind, provider_status,
+            outcome, previous_status, resulting_status, provider_message_id, detail, received_at FROM delivery_events_unpartitioned
+        """,
+        "DROP TABLE delivery_events_unpartitioned, attempts_unpartitioned, deliveries_unpartitioned, notifications_unpartitioned",
     ]
 
     /// Applies every migration not yet applied; returns the versions it applied.
+    /// `through`: stop after that version (the upgrade tests build an older schema with it).
     @discardableResult
-    public static func migrate(client: PostgresClient, logger: Logger) async throws -> [Int] {
+    public static func migrate(client: PostgresClient, logger: Logger, through last: Int? = nil) async throws -> [Int] {
         try await client.withTransaction(logger: logger) { connection in
             // A fixed key: "herald" in ASCII.
             try await connection.query("SELECT pg_advisory_xact_lock(104101114097108100)", logger: logger)
@@ -226,7 +454,7 @@ public enum Migrations {
                 applied.insert(version)
             }
             var newlyApplied: [Int] = []
-            for migration in all where !applied.contains(migration.version) {
+            for migration in all where !applied.contains(migration.version) && migration.version <= (last ?? Int.max) {
                 logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
                 for statement in migration.statements {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)

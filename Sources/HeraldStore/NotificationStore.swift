@@ -119,16 +119,22 @@ public struct NotificationStore: Sendable {
         }
         let rows = try await client.query(
             """
-            WITH n AS (
+            WITH a AS (
+                SELECT * FROM unnest(\(ids)::uuid[], \(createdAts)::timestamptz[], \(tenants)::text[], \(keys)::text[],
+                    \(hashes)::text[], \(responses)::text[], \(versions)::text[], \(documents)::text[])
+                    AS a(id, created_at, tenant, key, hash, response, version, document)
+            ), k AS (
+                -- A key is unique across days, in its own table (Migrations.partitionByDay). One order
+                -- for every batch: two batches holding the same keys then lock them in the same order and
+                -- wait for each other instead of deadlocking.
+                INSERT INTO idempotency_keys (tenant, key, notification_id)
+                SELECT tenant, key, id FROM a WHERE key <> '' ORDER BY tenant, key, id
+                ON CONFLICT (tenant, key) DO NOTHING
+                RETURNING notification_id
+            ), n AS (
                 INSERT INTO notifications (id, created_at, tenant, idempotency_key, request_hash, response, config_version, request)
                 SELECT id, created_at, tenant, NULLIF(key, ''), NULLIF(hash, ''), NULLIF(response, ''), version, document::jsonb
-                FROM unnest(\(ids)::uuid[], \(createdAts)::timestamptz[], \(tenants)::text[], \(keys)::text[], \(hashes)::text[],
-                    \(responses)::text[], \(versions)::text[], \(documents)::text[])
-                    AS t(id, created_at, tenant, key, hash, response, version, document)
-                -- One order for every batch: two batches holding the same keys then lock them in the
-                -- same order and wait for each other instead of deadlocking.
-                ORDER BY tenant, key, id
-                ON CONFLICT (tenant, idempotency_key) DO NOTHING
+                FROM a WHERE key = '' OR id IN (SELECT notification_id FROM k)
                 RETURNING id
             ), t AS (
                 SELECT * FROM unnest(\(deliveryIDs)::uuid[], \(deliveryNotificationIDs)::uuid[], \(deliveryTenants)::text[],
@@ -164,9 +170,10 @@ public struct NotificationStore: Sendable {
             let duplicateTenants = duplicates.map(\.tenant), duplicateKeys = duplicates.map { $0.idempotencyKey ?? "" }
             for try await (tenant, key, id, hash, response) in try await client.query(
                 """
-                SELECT n.tenant, n.idempotency_key, n.id, n.request_hash, n.response
-                FROM notifications n JOIN unnest(\(duplicateTenants)::text[], \(duplicateKeys)::text[]) AS t(tenant, key)
-                    ON n.tenant = t.tenant AND n.idempotency_key = t.key
+                SELECT k.tenant, k.key, n.id, n.request_hash, n.response
+                FROM idempotency_keys k JOIN unnest(\(duplicateTenants)::text[], \(duplicateKeys)::text[]) AS t(tenant, key)
+                    ON k.tenant = t.tenant AND k.key = t.key
+                JOIN notifications n ON n.id = k.notification_id
                 """,
                 logger: logger
             ).decode((String, String, UUID, String?, String?).self) {
@@ -200,6 +207,7 @@ public struct NotificationStore: Sendable {
         let sending = DeliveryStatus.sending.rawValue
         var results = [ClaimResult?](repeating: nil, count: requests.count)
         let throttled = AttemptOutcome.throttled.rawValue
+        let (lowest, highest) = UUID.span(ids)!
         for try await (position, claimed, status, attemptCount, attemptBase, claimedBy, leaseRemaining, throttledTries) in try await client.query(
             """
             WITH cfg AS (
@@ -211,15 +219,17 @@ public struct NotificationStore: Sendable {
                 UPDATE deliveries d SET status = \(sending), claimed_by = \(worker),
                     lease_until = now() + t.lease * interval '1 second', updated_at = now()
                 FROM t
-                WHERE d.id = t.id AND d.attempt_count < t.attempt AND d.status = ANY(\(claimable)::text[])
+                WHERE d.id = t.id AND d.id BETWEEN \(lowest) AND \(highest)
+                    AND d.attempt_count < t.attempt AND d.status = ANY(\(claimable)::text[])
                     AND EXISTS (SELECT 1 FROM cfg)
                 RETURNING d.id
             )
             SELECT t.position, t.id IN (SELECT id FROM c), d.status, d.attempt_count, d.attempt_base, d.claimed_by,
                 extract(epoch FROM d.lease_until - now())::float8,
                 (SELECT count(*) FROM attempts a
-                 WHERE a.delivery_id = t.id AND a.number = t.attempt AND a.outcome = \(throttled))::int
-            FROM t JOIN deliveries d ON d.id = t.id
+                 WHERE a.delivery_id = t.id AND a.delivery_id BETWEEN \(lowest) AND \(highest)
+                    AND a.number = t.attempt AND a.outcome = \(throttled))::int
+            FROM t JOIN deliveries d ON d.id = t.id AND d.id BETWEEN \(lowest) AND \(highest)
             """, logger: logger
         ).decode((Int, Bool, String, Int, Int, String?, Double?, Int).self) {
             results[position - 1] = ClaimResult(
@@ -298,6 +308,7 @@ public struct NotificationStore: Sendable {
         let movedNumbers = settlements.map { $0.spendsAttempt ? ($0.attempts.map(\.number).max() ?? 0) : 0 }
         let movedProviderIDs = settlements.map { $0.attempts.last?.providerMessageID ?? "" }
         let terminal = DeliveryStatus.names(DeliveryStatus.terminal)
+        guard let (lowest, highest) = UUID.span(movedIDs + deliveryIDs) else { return }
         try await connection.query(
             """
             WITH a AS (
@@ -323,7 +334,7 @@ public struct NotificationStore: Sendable {
                     \(movedNumbers)::int[], \(movedProviderIDs)::text[]) WITH ORDINALITY
                     AS u(id, status, error, number, provider_message_id, position)
                   ORDER BY id, number DESC, position DESC) u
-            WHERE d.id = u.id
+            WHERE d.id = u.id AND d.id BETWEEN \(lowest) AND \(highest)
             """, logger: logger)
     }
 
@@ -332,13 +343,14 @@ public struct NotificationStore: Sendable {
         let attempts = rows.map(\.attempt)
         let notBefore = rows.map(\.notBefore)
         let purposes = rows.map(\.purpose.rawValue)
+        guard let (lowest, highest) = UUID.span(ids) else { return }
         try await connection.query(
             """
             INSERT INTO outbox (delivery_id, channel, attempt, not_before, purpose)
             SELECT t.id, d.channel, t.attempt, t.not_before, t.purpose
             FROM unnest(\(ids)::uuid[], \(attempts)::int[], \(notBefore)::timestamptz[], \(purposes)::text[])
                 AS t(id, attempt, not_before, purpose)
-            JOIN deliveries d ON d.id = t.id
+            JOIN deliveries d ON d.id = t.id AND d.id BETWEEN \(lowest) AND \(highest)
             """, logger: logger)
     }
 
@@ -470,7 +482,7 @@ public struct NotificationStore: Sendable {
             in try await client.query(
                 """
                 SELECT id, channel, status, attempt_count, last_error, provider_message_id, created_at, updated_at, job
-                FROM deliveries WHERE notification_id = \(id) ORDER BY created_at, id
+                FROM deliveries WHERE notification_id = \(id) AND id >= \(id.timeFloor) ORDER BY created_at, id
                 """, logger: logger
             ).decode((UUID, String, String, Int, String?, String?, Date, Date, String?).self)
         {
@@ -485,7 +497,7 @@ public struct NotificationStore: Sendable {
                 """
                 SELECT delivery_id, number, started_at, finished_at, outcome, http_status, error,
                     provider_message_id, worker, provider, duration_ms
-                FROM attempts WHERE notification_id = \(id) ORDER BY id
+                FROM attempts WHERE notification_id = \(id) AND delivery_id >= \(id.timeFloor) ORDER BY id
                 """, logger: logger
             ).decode((UUID, Int, Date, Date, String, Int?, String?, String?, String, String, Double).self)
         {

@@ -140,7 +140,7 @@ public struct ReceiptStore: Sendable {
             """
             SELECT delivery_id, kind, provider, provider_status, outcome, previous_status, resulting_status,
                 provider_message_id, detail, received_at
-            FROM delivery_events WHERE notification_id = \(notificationID) ORDER BY id
+            FROM delivery_events WHERE notification_id = \(notificationID) AND delivery_id >= \(notificationID.timeFloor) ORDER BY id
             """, logger: logger
         ).decode((UUID, String, String, String, String?, String, String, String?, String?, Date).self) {
             events[deliveryID, default: []].append(StoredEvent(

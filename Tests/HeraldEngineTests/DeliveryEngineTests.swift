@@ -236,6 +236,19 @@ import Testing
         #expect(job.message.text == "x" && job.fallbackIDs.isEmpty)
     }
 
+    /// The day partitions hold a notification with its deliveries only if their ids carry the same
+    /// instant: the first 48 bits of a UUIDv7.
+    @Test func deliveryIDsCarryTheirNotificationsInstant() throws {
+        let request = try request(#"{"channels": ["webhook", "second"], "to": {"webhook_url": "https://a.test/"}, "message": {"text": "x"}}"#)
+        let now = Date(timeIntervalSince1970: 1_796_342_399.9995)  // the last millisecond of a UTC day
+        let planned = try DeliveryEngine.plan(request, snapshot: Self.snapshot(), now: now).get()
+        func instant(_ id: UUID) -> String { String(id.lowercasedString.replacingOccurrences(of: "-", with: "").prefix(12)) }
+        let expected = String(UInt64(1_796_342_399_999), radix: 16).leftPadded(to: 12)
+        #expect(instant(planned.notification.id) == expected)
+        #expect(planned.notification.deliveries.map { instant($0.id) } == [expected, expected])
+        #expect(Set(planned.notification.deliveries.map(\.id) + [planned.notification.id]).count == 3)
+    }
+
     @Test func aFutureSendAtIsScheduledAndExpiryTravelsWithTheJob() throws {
         let request = try request(#"""
             {"channel": "webhook", "to": {"webhook_url": "https://a.test/"}, "message": {"text": "x"},
@@ -318,4 +331,8 @@ import Testing
         #expect(settlement.status == .expired)
         #expect(settlement.enqueue.isEmpty)
     }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

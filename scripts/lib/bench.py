@@ -25,16 +25,18 @@ from pathlib import Path
 from typing import Optional
 
 TERMINAL = "('sent', 'delivered', 'failed', 'cancelled', 'expired')"
-PHASES = ("baseline", "single", "batch", "rates", "scaling")
+PHASES = ("baseline", "single", "batch", "rates", "scaling", "growth")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 FULL = dict(baseline_n=20000, warmup=1000, single_n=20000, batch_n=50000, batch_size=100, batch_c=8,
             rates=(500, 1000, 2000), rate_seconds=20, scaling_n=20000,
-            scaling=((1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2)), drain_timeout=300)
+            scaling=((1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2)), drain_timeout=300,
+            growth_attempts=10_000_000, growth_days=30, growth_keep_days=7)
 QUICK = dict(baseline_n=5000, warmup=300, single_n=3000, batch_n=5000, batch_size=100, batch_c=8,
              rates=(500, 1000, 2000), rate_seconds=3, scaling_n=2000,
-             scaling=((2, 1), (4, 1), (1, 2)), drain_timeout=120)
+             scaling=((2, 1), (4, 1), (1, 2)), drain_timeout=120,
+             growth_attempts=1_000_000, growth_days=30, growth_keep_days=7)
 
 
 def log(message: str) -> None:
@@ -64,9 +66,9 @@ HTTP_BASE = int(ENV.get("HERALD_BENCH_HTTP_BASE", "8190"))
 SINK_PORT = int(ENV.get("HERALD_BENCH_SINK_PORT", "9190"))
 
 
-def psql(sql: str) -> list[list[str]]:
+def psql(sql: str, timeout: float = 120) -> list[list[str]]:
     out = subprocess.run(["psql", "-X", "-q", "-At", "-F", "|", "-v", "ON_ERROR_STOP=1", PG_URL, "-c", sql],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"psql failed: {out.stderr.strip()[-400:]}")
     return [line.split("|") for line in out.stdout.splitlines() if line]
@@ -308,6 +310,85 @@ def delivery_stats(tenant: str) -> dict:
             "accept_to_settled_ms": dict(zip(("p50", "p99", "p999"), settled))}
 
 
+def table_rows() -> dict:
+    row = psql("SELECT (SELECT count(*) FROM notifications), (SELECT count(*) FROM deliveries), (SELECT count(*) FROM attempts)",
+               timeout=600)[0]
+    return dict(zip(("notifications", "deliveries", "attempts"), map(int, row)))
+
+
+def prefill(attempts: int, days: int) -> None:
+    """Past notifications as the pipeline leaves them: sent after one failed attempt. Ids are UUIDv7 of
+    their instant (so each lands in its day's partition), every tenth has an idempotency key. Loaded
+    in one chunk per day; foreign-key triggers are skipped (the rows are consistent by construction)."""
+    notifications = attempts // 2
+    per_day = max(1, notifications // days)
+    psql(f"SELECT herald_ensure_partitions((now() AT TIME ZONE 'UTC')::date - {days}, (now() AT TIME ZONE 'UTC')::date - 1)")
+    job = json.dumps({"delivery_id": "x", "channel": "webhook", "to": {"webhook_url": "https://example.test/hooks/x"},
+                      "message": {"subject": "Bench", "text": "Hello from scripts/bench prefill " * 4}}).replace("'", "''")
+    for day in range(days, 0, -1):
+        first = (days - day) * per_day
+        count = per_day if day > 1 else notifications - first
+        ids = f"""
+            SELECT i, t, lpad(to_hex(floor(extract(epoch FROM t) * 1000)::bigint), 12, '0') AS ms
+            FROM (SELECT i, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '{day} days'
+                      + (i - {first}) * (interval '86399 seconds' / {count}) AS t
+                  FROM generate_series({first}, {first + count - 1}) AS i) AS g"""
+        psql(f"""
+            SET session_replication_role = replica;
+            SET synchronous_commit = off;
+            WITH g AS MATERIALIZED ({ids}), n AS (
+                INSERT INTO notifications (id, created_at, tenant, idempotency_key, config_version, request)
+                SELECT (ms || '70' || lpad(to_hex(i), 18, '0'))::uuid, t, 'prefill', CASE WHEN i % 10 = 0 THEN 'prefill-' || i END, 'v',
+                    jsonb_build_object('channel', 'webhook', 'to', jsonb_build_object('webhook_url', 'https://example.test/hooks/' || i),
+                        'message', jsonb_build_object('subject', 'Bench', 'text', 'Hello from scripts/bench'),
+                        'metadata', jsonb_build_object('source', 'prefill', 'customer', 'c-' || (i % 20000)))
+                FROM g
+            ), k AS (
+                INSERT INTO idempotency_keys (tenant, key, notification_id)
+                SELECT 'prefill', 'prefill-' || i, (ms || '70' || lpad(to_hex(i), 18, '0'))::uuid FROM g WHERE i % 10 = 0
+            ), d AS (
+                INSERT INTO deliveries (id, notification_id, tenant, channel, status, attempt_count, job, created_at, updated_at)
+                SELECT (ms || '7d' || lpad(to_hex(i), 18, '0'))::uuid, (ms || '70' || lpad(to_hex(i), 18, '0'))::uuid, 'prefill',
+                    'webhook', 'sent', 2, '{job}', t, t + interval '31 seconds'
+                FROM g
+            )
+            INSERT INTO attempts (delivery_id, notification_id, tenant, channel, provider, number, started_at, finished_at,
+                outcome, http_status, error, worker)
+            SELECT (ms || '7d' || lpad(to_hex(i), 18, '0'))::uuid, (ms || '70' || lpad(to_hex(i), 18, '0'))::uuid, 'prefill',
+                'webhook', 'primary', a.number, t + a.number * interval '1 second', t + a.number * interval '1 second' + interval '40 ms',
+                CASE a.number WHEN 1 THEN 'transient_failure' ELSE 'success' END, CASE a.number WHEN 1 THEN 503 ELSE 200 END,
+                CASE a.number WHEN 1 THEN 'HTTP 503' END, 'worker-prefill'
+            FROM g, (VALUES (1), (2)) AS a(number)""", timeout=3600)
+        if day % 5 == 0:
+            log(f"  … {days - day + 1} of {days} days loaded")
+    psql("VACUUM ANALYZE", timeout=3600)
+    psql("CHECKPOINT", timeout=600)
+
+
+def delete_one_day_rolled_back() -> dict:
+    """What retention would cost row by row: DELETE the oldest loaded day's attempts, deliveries,
+    notifications and keys (triggers off, as an operator would have to), timed, then ROLLBACK."""
+    day = psql("""SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                  WHERE i.inhparent = 'notifications'::regclass AND c.relname ~ '_p[0-9]{8}$' ORDER BY c.relname LIMIT 1""")[0][0]
+    suffix = day.removeprefix("notifications_")
+    rows = int(psql(f"SELECT count(*) FROM attempts_{suffix}")[0][0])
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", PG_URL], input=f"""
+        BEGIN;
+        SET LOCAL session_replication_role = replica;
+        SELECT clock_timestamp() AS started \\gset
+        DELETE FROM idempotency_keys k USING notifications_{suffix} n WHERE k.notification_id = n.id;
+        DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries_{suffix});
+        DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries_{suffix});
+        DELETE FROM notifications WHERE id IN (SELECT id FROM notifications_{suffix});
+        SELECT extract(epoch FROM clock_timestamp() - :'started'::timestamptz);
+        ROLLBACK;
+        """, capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"psql failed: {out.stderr.strip()[-400:]}")
+    seconds = float(out.stdout.strip().splitlines()[-1])
+    return {"partition": suffix, "attempts": rows, "seconds": round(seconds, 3)}
+
+
 def cpu_per_notification(before: dict, after: dict, count: int, extra: dict) -> dict:
     result = {}
     for role in ("gateway", "worker", "sink", "postgres", "rabbitmq"):
@@ -420,6 +501,63 @@ class Bench:
         }
         log(f"  {rate}/s: p50 {result['accept_latency_ms']['p50']} ms, p99 {result['accept_latency_ms']['p99']} ms, "
             f"p99.9 {result['accept_latency_ms']['p999']} ms")
+        return result
+
+    def growth(self, attempts: int, days: int, keep_days: int) -> dict:
+        """Accept and delivery rates on the current database, then again with `attempts` more attempts
+        (half as many notifications and deliveries, two attempts each) spread over the `days` days
+        before today, then one retention pass keeping `keep_days` days, timed, with an open-loop load
+        running through it; and, for comparison, the row-by-row DELETE of one day (rolled back)."""
+        result: dict = {"attempts_loaded": attempts, "days": days, "keep_days": keep_days}
+        result["empty"] = {"single": self.closed("growth-empty-single", self.s["single_n"], 64),
+                           "batch": self.closed("growth-empty-batch", self.s["batch_n"], self.s["batch_c"], batch=self.s["batch_size"])}
+        result["rows_before"] = table_rows()
+        log(f"growth: loading {attempts} attempts over the {days} days before today")
+        started = time.monotonic()
+        prefill(attempts, days)
+        result["load_s"] = round(time.monotonic() - started, 1)
+        result["rows_loaded"] = table_rows()
+        result["database_bytes"] = int(psql("SELECT pg_database_size(current_database())")[0][0])
+        log(f"  loaded in {result['load_s']} s: {result['rows_loaded']}, {result['database_bytes'] >> 20} MiB")
+        result["full"] = {"single": self.closed("growth-full-single", self.s["single_n"], 64),
+                          "batch": self.closed("growth-full-batch", self.s["batch_n"], self.s["batch_c"], batch=self.s["batch_size"])}
+        result["delete_one_day"] = delete_one_day_rolled_back()
+        log(f"  row-by-row DELETE of one day (rolled back): {result['delete_one_day']}")
+        result["retention"] = self.retention_under_load(keep_days)
+        result["rows_after_retention"] = table_rows()
+        result["database_bytes_after_retention"] = int(psql("SELECT pg_database_size(current_database())")[0][0])
+        return result
+
+    def retention_under_load(self, keep_days: int) -> dict:
+        """`herald retention --days N` while single POSTs arrive at 500/s (open loop)."""
+        rate, seconds = 500, 12
+        tenant = f"growth-retention-{self.run_id}"
+        key = self.herald.key(tenant)
+        load = subprocess.Popen([str(TOOLS / "loadgen"), *self.targets(), "--path", "/v1/notifications", "--body", str(self.single_body),
+                                 "--header", f"Authorization: Bearer {key}", "--rate", str(rate), "--duration", str(seconds),
+                                 "--connections", "256", "--timeout", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)
+        started = time.monotonic()
+        out = subprocess.run([HERALD, "retention", "--days", str(keep_days)], capture_output=True, text=True, timeout=900,
+                             env={**ENV, **self.herald.env})
+        elapsed = time.monotonic() - started
+        stdout, stderr = load.communicate(timeout=seconds + 120)
+        if out.returncode != 0:
+            raise RuntimeError(f"herald retention failed: {out.stderr[-400:]}")
+        if load.returncode != 0:
+            raise RuntimeError(f"loadgen failed: {stderr[-400:]}")
+        latency = json.loads(stdout)["latency_us"]["from_due"]
+        lines = out.stdout.splitlines()
+        dropped = [line for line in lines if line.startswith("dropped ")]
+        seconds_each = [float(m.group(1)) for m in (re.search(r", ([0-9.]+) s$", line) for line in dropped) if m]
+        rows = sum(int(m.group(1)) for m in (re.search(r"~(\d+) rows", line) for line in dropped) if m)
+        result = {"elapsed_s": round(elapsed, 2), "days_dropped": len(dropped), "rows_dropped_estimate": rows,
+                  "per_day_s": {"max": max(seconds_each, default=0), "mean": round(sum(seconds_each) / max(len(seconds_each), 1), 4)},
+                  "kept": [line for line in lines if line.startswith("kept ")],
+                  "load": {"offered_per_s": rate, "seconds": seconds,
+                           "accept_latency_ms": {k: round(latency[k] / 1000, 2) for k in ("p50", "p99", "p999", "max")}}}
+        log(f"  retention: {result['days_dropped']} days, ~{rows} rows in {result['elapsed_s']} s; "
+            f"accept p99 {result['load']['accept_latency_ms']['p99']} ms, max {result['load']['accept_latency_ms']['max']} ms at {rate}/s")
         return result
 
     def warm_up(self) -> None:
@@ -583,6 +721,39 @@ def markdown(report: dict) -> str:
             lines.append(f"| {x['workers']} | {x['gateways']} | {fmt(x['accepted_per_s'])} | {fmt(x['end_to_end_rate'])} | "
                          f"{fmt(ratio, 3)} | {fmt(cpu.get('gateway'))} | {fmt(cpu.get('worker'))} |")
         lines.append("")
+    if "growth" in r:
+        g = r["growth"]
+        lines += [f"## Cost as the data grows ({fmt(g['attempts_loaded'])} attempts loaded over {g['days']} days)", "",
+                  "| load | accepted/s empty | accepted/s loaded | ratio | end to end/s empty | end to end/s loaded | ratio | "
+                  "gateway µs empty / loaded | worker µs empty / loaded | PostgreSQL µs empty / loaded |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for name in ("single", "batch"):
+            e, f = g["empty"][name], g["full"][name]
+            ce, cf = e["cpu_us_per_notification"], f["cpu_us_per_notification"]
+            lines.append(f"| {name} | {fmt(e['accepted_per_s'])} | {fmt(f['accepted_per_s'])} | "
+                         f"{fmt(f['accepted_per_s'] / e['accepted_per_s'] if e['accepted_per_s'] else None, 2)} | "
+                         f"{fmt(e['end_to_end_rate'])} | {fmt(f['end_to_end_rate'])} | "
+                         f"{fmt(f['end_to_end_rate'] / e['end_to_end_rate'] if e['end_to_end_rate'] else None, 2)} | "
+                         f"{fmt(ce.get('gateway'))} / {fmt(cf.get('gateway'))} | {fmt(ce.get('worker'))} / {fmt(cf.get('worker'))} | "
+                         f"{fmt(ce.get('postgres'))} / {fmt(cf.get('postgres'))} |")
+        rl, ra = g["rows_loaded"], g["rows_after_retention"]
+        ret = g["retention"]
+        d = g["delete_one_day"]
+        lines += ["", f"Loaded in {fmt(g['load_s'])} s: {fmt(rl['notifications'])} notifications, {fmt(rl['deliveries'])} deliveries, "
+                  f"{fmt(rl['attempts'])} attempts; database {fmt(g['database_bytes'] / 2**20)} MiB.", "",
+                  "| retention (keep {0} days) | |".format(g["keep_days"]), "| --- | ---: |",
+                  f"| days dropped | {ret['days_dropped']} |",
+                  f"| rows dropped (planner estimate) | {fmt(ret['rows_dropped_estimate'])} |",
+                  f"| whole pass (`herald retention`) | {fmt(ret['elapsed_s'], 2)} s |",
+                  f"| one day, mean / max | {fmt(ret['per_day_s']['mean'] * 1000, 1)} / {fmt(ret['per_day_s']['max'] * 1000, 1)} ms |",
+                  f"| the same day row by row (DELETE, rolled back): {fmt(d['attempts'])} attempts and their rows | "
+                  f"{fmt(d['seconds'] * 1000, 0)} ms |",
+                  f"| accept latency at {ret['load']['offered_per_s']}/s through the pass, p50 / p99 / p99.9 / max | "
+                  f"{' / '.join(fmt(ret['load']['accept_latency_ms'][k], 1) for k in ('p50', 'p99', 'p999', 'max'))} ms |",
+                  f"| rows left | {fmt(ra['notifications'])} notifications, {fmt(ra['attempts'])} attempts |",
+                  f"| database after | {fmt(g['database_bytes_after_retention'] / 2**20)} MiB |", ""]
+        if ret["kept"]:
+            lines += ["Kept: " + "; ".join(ret["kept"]), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -613,7 +784,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     settings = QUICK if args.quick else FULL
-    phases = args.only.split(",") if args.only else list(PHASES)
+    # The growth phase loads millions of rows: only in a full run, or asked for with --only.
+    phases = args.only.split(",") if args.only else [p for p in PHASES if not (args.quick and p == "growth")]
     run_id = time.strftime("%Y%m%d%H%M%S")
     bench = Bench(settings, run_id)
     started = time.monotonic()
@@ -648,6 +820,11 @@ def main(argv: list[str]) -> int:
             if "single" in results and not any(r["workers"] == 1 and r["gateways"] == 1 for r in rows):
                 rows.insert(0, {**results["single"], "workers": 1, "gateways": 1})
             results["scaling"] = sorted(rows, key=lambda r: (r["gateways"], r["workers"]))
+        if "growth" in phases:
+            bench.herald.start(workers=1, gateways=1)
+            bench.warm_up()
+            results["growth"] = bench.growth(settings["growth_attempts"], settings["growth_days"], settings["growth_keep_days"])
+            bench.herald.stop()
         if "baseline" in phases and not args.quick:
             results["baseline"].append(bench.baseline())
     except Interrupted as signal_received:
