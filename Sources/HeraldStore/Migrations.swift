@@ -215,8 +215,10 @@ public enum Migrations {
     /// deeper. The key is the UUIDv7 id, whose first 48 bits are the acceptance time in milliseconds:
     /// a delivery's id carries its notification's instant (`DeliveryEngine.plan`), so a notification,
     /// its deliveries, their attempts and receipts land in the same day, and lookups by id still prune
-    /// to one partition. Rows of the unpartitioned tables are copied into one partition holding
-    /// everything before the migration's day (`…_before_YYYYMMDD`), which retention drops like a day.
+    /// to one partition. Foreign keys join each day's partitions (`herald_ensure_partitions`). Rows of
+    /// the unpartitioned tables are copied into one partition holding everything before the
+    /// migration's day (`…_before_YYYYMMDD`, without foreign keys: at a midnight a copied delivery may
+    /// sit in the next day), which retention drops like a day.
     /// Idempotency keys move to their own table: a unique index on a partitioned table must contain
     /// the partition key, and a key must stay unique across days.
     static let partitionByDay: [String] = [
@@ -231,35 +233,55 @@ public enum Migrations {
             SELECT herald_uuid_floor(day::timestamp AT TIME ZONE 'UTC')
         $$
         """,
+        """
+        CREATE FUNCTION herald_uuid_time(id uuid) RETURNS timestamptz IMMUTABLE STRICT LANGUAGE sql AS $$
+            SELECT to_timestamp(('x' || lpad(substr(replace(id::text, '-', ''), 1, 12), 16, '0'))::bit(64)::bigint / 1000.0)
+        $$
+        """,
         // Parents before children: partitions are created in this order and dropped in the reverse one.
         """
         CREATE FUNCTION herald_partitioned_tables() RETURNS text[] IMMUTABLE LANGUAGE sql AS $$
             SELECT ARRAY['notifications', 'deliveries', 'attempts', 'delivery_events']
         $$
         """,
-        // Creates the missing day partitions of every partitioned table from first_day to last_day;
-        // returns how many it created. A day that overlaps an existing partition, or whose rows went to
-        // the default partition meanwhile, is skipped with a warning: its rows stay where they are.
+        // Creates the missing days from first_day to last_day, each day's four partitions together
+        // with the foreign keys between them; returns how many partitions it created. The keys are per
+        // day (a delivery references its notification in the same day's partition, and so on): a key
+        // on the parents would make every drop check the other days for references, holding the
+        // parents locked meanwhile. A day that overlaps an existing partition, whose rows went to the
+        // default partition meanwhile, or whose parents stayed locked past the caller's lock_timeout,
+        // is skipped with a warning (its rows stay where they are; the next pass retries).
         """
         CREATE FUNCTION herald_ensure_partitions(first_day date, last_day date) RETURNS integer LANGUAGE plpgsql AS $$
         DECLARE
             day date;
             parent text;
-            partition text;
+            suffix text;
             created integer := 0;
         BEGIN
             FOR day IN SELECT generate_series(first_day, last_day, interval '1 day')::date LOOP
-                FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
-                    partition := parent || '_p' || to_char(day, 'YYYYMMDD');
-                    CONTINUE WHEN to_regclass(partition) IS NOT NULL;
-                    BEGIN
+                suffix := '_p' || to_char(day, 'YYYYMMDD');
+                CONTINUE WHEN to_regclass('delivery_events' || suffix) IS NOT NULL;
+                BEGIN
+                    FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
+                        CONTINUE WHEN to_regclass(parent || suffix) IS NOT NULL;
                         EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                            partition, parent, herald_day_start(day), herald_day_start(day + 1));
+                            parent || suffix, parent, herald_day_start(day), herald_day_start(day + 1));
                         created := created + 1;
-                    EXCEPTION WHEN invalid_object_definition OR check_violation THEN
-                        RAISE WARNING 'partition % not created: %', partition, SQLERRM;
-                    END;
-                END LOOP;
+                    END LOOP;
+                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (notification_id) REFERENCES %I (id)',
+                        'deliveries' || suffix, 'notifications' || suffix);
+                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (delivery_id) REFERENCES %I (id)',
+                        'attempts' || suffix, 'deliveries' || suffix);
+                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (delivery_id) REFERENCES %I (id)',
+                        'delivery_events' || suffix, 'deliveries' || suffix);
+                EXCEPTION
+                    -- A day inside the partition of the rows from before partitioning: nothing to create.
+                    WHEN invalid_object_definition THEN
+                        RAISE NOTICE 'partitions of % not created: %', day, SQLERRM;
+                    WHEN check_violation OR lock_not_available THEN
+                        RAISE WARNING 'partitions of % not created: %', day, SQLERRM;
+                END;
             END LOOP;
             RETURN created;
         END $$
@@ -309,7 +331,7 @@ public enum Migrations {
         """
         CREATE TABLE deliveries (
             id uuid NOT NULL,
-            notification_id uuid NOT NULL REFERENCES notifications (id),
+            notification_id uuid NOT NULL,
             tenant text NOT NULL DEFAULT 'default',
             channel text NOT NULL,
             status text NOT NULL,
@@ -338,7 +360,7 @@ public enum Migrations {
         """
         CREATE TABLE attempts (
             id bigint NOT NULL DEFAULT nextval('attempts_id_seq'),
-            delivery_id uuid NOT NULL REFERENCES deliveries (id),
+            delivery_id uuid NOT NULL,
             notification_id uuid NOT NULL,
             tenant text NOT NULL DEFAULT 'default',
             channel text NOT NULL DEFAULT '',
@@ -366,7 +388,7 @@ public enum Migrations {
         """
         CREATE TABLE delivery_events (
             id bigint NOT NULL DEFAULT nextval('delivery_events_id_seq'),
-            delivery_id uuid NOT NULL REFERENCES deliveries (id),
+            delivery_id uuid NOT NULL,
             notification_id uuid NOT NULL,
             tenant text NOT NULL,
             channel text NOT NULL,
@@ -388,22 +410,32 @@ public enum Migrations {
         "CREATE TRIGGER delivery_events_append_only BEFORE UPDATE OR DELETE ON delivery_events FOR EACH ROW EXECUTE FUNCTION herald_append_only()",
         // A row whose day has no partition (a clock far off) still has a place; maintenance creates the
         // days ahead so that this stays empty.
+        // The rows from before go to one partition per table that ends after the day of the newest of
+        // them (ids far in the future, not made by Herald's clock, go to the default partition), so
+        // that no copied delivery lands in a later day than its notification.
         """
         DO $$
         DECLARE
             parent text;
             today date := (now() AT TIME ZONE 'UTC')::date;
+            newest uuid;
+            first_day date := today;
         BEGIN
             FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
                 EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', parent || '_default', parent);
             END LOOP;
-            IF EXISTS (SELECT 1 FROM notifications_unpartitioned) THEN
+            SELECT greatest(
+                (SELECT id FROM notifications_unpartitioned WHERE id < herald_uuid_floor(now() + interval '1 day') ORDER BY id DESC LIMIT 1),
+                (SELECT id FROM deliveries_unpartitioned WHERE id < herald_uuid_floor(now() + interval '1 day') ORDER BY id DESC LIMIT 1)
+            ) INTO newest;
+            IF newest IS NOT NULL THEN
+                first_day := (herald_uuid_time(newest) AT TIME ZONE 'UTC')::date + 1;
                 FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
                     EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (MINVALUE) TO (%L)',
-                        parent || '_before_' || to_char(today, 'YYYYMMDD'), parent, herald_day_start(today));
+                        parent || '_before_' || to_char(first_day, 'YYYYMMDD'), parent, herald_day_start(first_day));
                 END LOOP;
             END IF;
-            PERFORM herald_ensure_partitions(today, today + 7);
+            PERFORM herald_ensure_partitions(greatest(first_day, today), today + 7);
         END $$
         """,
         """

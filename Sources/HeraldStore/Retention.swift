@@ -128,6 +128,8 @@ public struct RetentionReport: Sendable, Hashable {
     public struct Held: Sendable, Hashable {
         public var partition: DayPartition
         public var reason: String
+        /// The tables were locked (worth another try), rather than the day still needed.
+        public var busy = false
     }
 
     public var partitionsCreated = 0
@@ -153,10 +155,15 @@ public struct PartitionStore: Sendable {
     }
 
     /// Creates the missing partitions from today to `ahead` days later; returns how many it created.
-    public func ensurePartitions(now: Date, ahead: Int) async throws -> Int {
+    /// Creating a partition locks its parent table exclusively: each lock is waited for at most
+    /// `lockTimeout`, so that a long query on a parent can't make every insert queue behind the
+    /// creation (a day skipped is created by a later pass, days ahead of need).
+    public func ensurePartitions(now: Date, ahead: Int, lockTimeout: Duration = .milliseconds(500)) async throws -> Int {
         let days = RetentionPolicy.daysAhead(now: now, ahead: ahead)
+        let timeout = "\(max(1, Int(lockTimeout.timeInterval * 1000)))ms"
         return try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
+            try await connection.query(
+                "SELECT set_config('lock_timeout', \(timeout), true), pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
             var created = 0
             for try await count in try await connection.query(
                 "SELECT herald_ensure_partitions(\(days.first)::date, \(days.last)::date)", logger: logger
@@ -179,10 +186,21 @@ public struct PartitionStore: Sendable {
 
     /// Drops one day from every partitioned table, with its idempotency keys, unless a delivery in it
     /// is not in a terminal status (a scheduled send, a retry waiting, a replayed dead letter): then
-    /// the day is held and the reason returned. Locks are waited for at most `lockTimeout` (shorter
-    /// than PostgreSQL's deadlock check, so that when retention and a write wait for each other the
-    /// retention gives up, not the write).
-    public func drop(_ partition: DayPartition, lockTimeout: Duration = .milliseconds(500)) async throws -> DropOutcome {
+    /// the day is held and the reason returned. Each lock is waited for at most `lockTimeout`, far
+    /// shorter than PostgreSQL's deadlock check: the drop locks four parents one after the other, and
+    /// a claim holding one while it waits for another would otherwise wait with it (the writes queue
+    /// behind a waiting exclusive lock). A busy day is tried `tries` times, then held.
+    public func drop(_ partition: DayPartition, lockTimeout: Duration = .milliseconds(100), tries: Int = 5) async throws -> DropOutcome {
+        var outcome = try await dropOnce(partition, lockTimeout: lockTimeout)
+        for attempt in 1..<max(1, tries) {
+            guard case .held(let held) = outcome, held.busy else { break }
+            try await Task.sleep(for: .milliseconds(200 * attempt))
+            outcome = try await dropOnce(partition, lockTimeout: lockTimeout)
+        }
+        return outcome
+    }
+
+    private func dropOnce(_ partition: DayPartition, lockTimeout: Duration) async throws -> DropOutcome {
         let suffix = partition.suffix  // digits and a fixed prefix only (DayPartition's parser)
         let open = DeliveryStatus.allCases.filter { !$0.isTerminal }.map(\.rawValue)
         let upper = partition.end
@@ -194,7 +212,7 @@ public struct PartitionStore: Sendable {
                 try await connection.query(
                     "SELECT set_config('lock_timeout', \(timeout), true), pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
                 // The day's deliveries can't change while they are checked (SHARE blocks writes to this
-                // partition only: old days see few); the parents are locked only for the detach.
+                // partition only: old days see few); the parents are locked only for the drop.
                 try await connection.query(PostgresQuery(unsafeSQL: "LOCK TABLE deliveries_\(suffix) IN SHARE MODE"), logger: logger)
                 var openCount = 0
                 for try await count in try await connection.query(
@@ -217,21 +235,20 @@ public struct PartitionStore: Sendable {
                     DELETE FROM idempotency_keys
                     WHERE notification_id < herald_uuid_floor(\(upper)) AND (\(lower)::timestamptz IS NULL OR notification_id >= herald_uuid_floor(\(lower)))
                     """, logger: logger)
-                // Children first, each dropped as soon as it is detached: a detached partition keeps its
-                // foreign key, and the parent's detach checks that nothing references the day any more.
-                for table in Self.tables.reversed() {
-                    try await connection.query(
-                        PostgresQuery(unsafeSQL: "ALTER TABLE \(table) DETACH PARTITION \(table)_\(suffix)"), logger: logger)
-                    try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE \(table)_\(suffix)"), logger: logger)
-                }
+                // One statement: the day's foreign keys only join its own partitions, so nothing else is
+                // checked, and the parents are locked exclusively for the catalog change only.
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "DROP TABLE " + Self.tables.reversed().map { "\($0)_\(suffix)" }.joined(separator: ", ")),
+                    logger: logger)
                 return .dropped(.init(partition: partition, estimatedRows: rows, bytes: bytes, seconds: (ContinuousClock.now - started).timeInterval))
             }
         } catch {
             let cause = (error as? PostgresTransactionError)?.closureError ?? error
             if let held = cause as? HeldPartition { return .held(.init(partition: partition, reason: held.reason)) }
             // Busy (lock timeout, deadlock) or still referenced from a later day: kept for the next pass.
-            if let failure = cause as? PSQLError, let state = failure.serverInfo?[.sqlState], ["55P03", "40P01", "23503"].contains(state) {
-                return .held(.init(partition: partition, reason: failure.serverInfo?[.message] ?? state))
+            if let failure = cause as? PSQLError, let state = failure.serverInfo?[.sqlState], ["55P03", "40P01", "23503", "2BP01"].contains(state) {
+                return .held(.init(
+                    partition: partition, reason: failure.serverInfo?[.message] ?? state, busy: ["55P03", "40P01"].contains(state)))
             }
             throw error
         }
