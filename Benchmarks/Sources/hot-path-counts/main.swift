@@ -27,13 +27,14 @@ while let argument = arguments.popFirst() {
 
 // The main thread stays synchronous and waits for one task that runs every loop: valgrind 3.19 dies
 // inside libdispatch when `main` itself is async (top-level `await` parks the main thread in
-// dispatch_main), but runs a task started from a synchronous main.
+// dispatch_main), but runs a task started from a synchronous main. Detached: top-level code is on
+// the main actor, whose queue nobody drains while the main thread waits.
 let paths = try HotPaths(root: checkoutRoot())
 let selected = paths.operations.filter { only.isEmpty || only.contains($0.name) }
 let rounds = iterations
 let finished = DispatchSemaphore(value: 0)
 nonisolated(unsafe) var failure: (any Error)?
-Task {
+Task.detached {
     do {
         var sink = 0
         for operation in selected {
