@@ -72,8 +72,7 @@ public enum UTCDay {
 
     /// Midnight UTC of `YYYYMMDD`; nil unless it names a real day.
     public static func start(of compact: String) -> Date? {
-        let bytes = Array(compact.utf8)
-        guard bytes.count == 8, let year = Int(compact.prefix(4)), let month = Int(compact.dropFirst(4).prefix(2)),
+        guard compact.utf8.count == 8, let year = Int(compact.prefix(4)), let month = Int(compact.dropFirst(4).prefix(2)),
             let day = Int(compact.suffix(2))
         else { return nil }
         let components = DateComponents(year: year, month: month, day: day)
@@ -144,8 +143,6 @@ public struct RetentionReport: Sendable, Hashable {
 public struct PartitionStore: Sendable {
     let client: PostgresClient
     let logger: Logger
-    /// The tables in the order partitions are created (parents first); dropped in reverse.
-    static let tables = ["notifications", "deliveries", "attempts", "delivery_events"]
     /// "herald-retention" folded into one advisory-lock key: one maintainer at a time.
     static let lockKey: Int64 = 104_101_114_097_108_115
 
@@ -222,8 +219,13 @@ public struct PartitionStore: Sendable {
                 if openCount > 0 {
                     throw HeldPartition(reason: "\(openCount == 1000 ? "1000 or more" : String(openCount)) deliveries not yet in a terminal status")
                 }
+                // The partitioned tables, parents first, from the one list the migration keeps.
+                var tables: [String] = []
+                for try await table in try await connection.query(
+                    "SELECT unnest(herald_partitioned_tables())", logger: logger
+                ).decode(String.self) { tables.append(table) }
                 var rows = 0, bytes = 0
-                let names = Self.tables.map { "'\($0)_\(suffix)'" }.joined(separator: ", ")
+                let names = tables.map { "'\($0)_\(suffix)'" }.joined(separator: ", ")
                 for try await (tuples, size) in try await connection.query(
                     PostgresQuery(unsafeSQL: """
                         SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::int8, coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8
@@ -238,7 +240,7 @@ public struct PartitionStore: Sendable {
                 // One statement: the day's foreign keys only join its own partitions, so nothing else is
                 // checked, and the parents are locked exclusively for the catalog change only.
                 try await connection.query(
-                    PostgresQuery(unsafeSQL: "DROP TABLE " + Self.tables.reversed().map { "\($0)_\(suffix)" }.joined(separator: ", ")),
+                    PostgresQuery(unsafeSQL: "DROP TABLE " + tables.reversed().map { "\($0)_\(suffix)" }.joined(separator: ", ")),
                     logger: logger)
                 return .dropped(.init(partition: partition, estimatedRows: rows, bytes: bytes, seconds: (ContinuousClock.now - started).timeInterval))
             }
