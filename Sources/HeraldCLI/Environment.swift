@@ -5,6 +5,7 @@ import HeraldGateway
 import HeraldMessaging
 import HeraldObservability
 import HeraldProviders
+import HeraldStore
 import Logging
 import Metrics
 import Prometheus
@@ -51,8 +52,11 @@ struct HeraldEnvironment {
     /// receipts to keep (today's aside); older days are dropped whole. Unset or empty: keep everything.
     func retentionDays() throws -> Int? {
         guard let text = values["HERALD_RETENTION_DAYS"], !text.isEmpty else { return nil }
-        guard let days = Int(text), (1...36_500).contains(days) else {
-            throw InvalidSetting(name: "HERALD_RETENTION_DAYS", value: text, expected: "whole days from 1 to 36500, or unset to keep everything")
+        let allowed = RetentionPolicy.allowedDays
+        guard let days = Int(text), allowed.contains(days) else {
+            throw InvalidSetting(
+                name: "HERALD_RETENTION_DAYS", value: text,
+                expected: "whole days from \(allowed.lowerBound) to \(allowed.upperBound), or unset to keep everything")
         }
         return days
     }

@@ -20,7 +20,10 @@ struct RetentionCommand: AsyncParsableCommand {
     var dryRun = false
 
     func validate() throws {
-        if let days, !(1...36_500).contains(days) { throw ValidationError("--days must be from 1 to 36500") }
+        let allowed = RetentionPolicy.allowedDays
+        if let days, !allowed.contains(days) {
+            throw ValidationError("--days must be from \(allowed.lowerBound) to \(allowed.upperBound)")
+        }
     }
 
     func run() async throws {

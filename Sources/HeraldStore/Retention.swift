@@ -94,6 +94,9 @@ public enum UTCDay {
 
 /// What retention keeps, as a pure decision.
 public enum RetentionPolicy {
+    /// The retentions Herald takes (`HERALD_RETENTION_DAYS`, `herald retention --days`).
+    public static let allowedDays: ClosedRange<Int> = 1...36_500
+
     /// The first instant retention keeps: midnight UTC `keepDays` days before `now`'s day. Every
     /// notification accepted in the last `keepDays` full days (and today) is kept.
     public static func cutoff(now: Date, keepDays: Int) -> Date {
@@ -151,13 +154,21 @@ public struct PartitionStore: Sendable {
         self.logger = logger
     }
 
+    /// A lock wait as PostgreSQL's `lock_timeout` reads it (whole milliseconds, at least one).
+    static func setting(_ lockTimeout: Duration) -> String { "\(max(1, Int(lockTimeout.timeInterval * 1000)))ms" }
+
+    /// Lock timeout and deadlock: the tables were busy, and the day is worth another try.
+    static let busyStates: Set<String> = ["55P03", "40P01"]
+    /// Busy, or the day still referenced or depended on: kept for the next pass rather than failing it.
+    static let heldStates: Set<String> = busyStates.union(["23503", "2BP01"])
+
     /// Creates the missing partitions from today to `ahead` days later; returns how many it created.
     /// Creating a partition locks its parent table exclusively: each lock is waited for at most
     /// `lockTimeout`, so that a long query on a parent can't make every insert queue behind the
     /// creation (a day skipped is created by a later pass, days ahead of need).
     public func ensurePartitions(now: Date, ahead: Int, lockTimeout: Duration = .milliseconds(500)) async throws -> Int {
         let days = RetentionPolicy.daysAhead(now: now, ahead: ahead)
-        let timeout = "\(max(1, Int(lockTimeout.timeInterval * 1000)))ms"
+        let timeout = Self.setting(lockTimeout)
         return try await client.withTransaction(logger: logger) { connection in
             try await connection.query(
                 "SELECT set_config('lock_timeout', \(timeout), true), pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
@@ -203,7 +214,7 @@ public struct PartitionStore: Sendable {
         let upper = partition.end
         let lower = partition.kind == .day ? partition.end.addingTimeInterval(-UTCDay.seconds) : nil
         let started = ContinuousClock.now
-        let timeout = "\(max(1, Int(lockTimeout.timeInterval * 1000)))ms"
+        let timeout = Self.setting(lockTimeout)
         do {
             return try await client.withTransaction(logger: logger) { connection in
                 try await connection.query(
@@ -248,9 +259,9 @@ public struct PartitionStore: Sendable {
             let cause = (error as? PostgresTransactionError)?.closureError ?? error
             if let held = cause as? HeldPartition { return .held(.init(partition: partition, reason: held.reason)) }
             // Busy (lock timeout, deadlock) or still referenced from a later day: kept for the next pass.
-            if let failure = cause as? PSQLError, let state = failure.serverInfo?[.sqlState], ["55P03", "40P01", "23503", "2BP01"].contains(state) {
+            if let failure = cause as? PSQLError, let state = failure.serverInfo?[.sqlState], Self.heldStates.contains(state) {
                 return .held(.init(
-                    partition: partition, reason: failure.serverInfo?[.message] ?? state, busy: ["55P03", "40P01"].contains(state)))
+                    partition: partition, reason: failure.serverInfo?[.message] ?? state, busy: Self.busyStates.contains(state)))
             }
             throw error
         }
