@@ -85,76 +85,39 @@ public struct NotificationStore: Sendable {
     /// relay publishes one only if the caller did not remove it by then (it crashed, or the broker was
     /// unreachable). The relay then never has to find a fresh row, and the row is deleted by its key.
     public func accept(_ batch: [NewNotification], publishingDirectly grace: Duration?) async throws -> AcceptResult {
-        var ids: [UUID] = [], createdAts: [Date] = [], keys: [String] = [], versions: [String] = [], documents: [String] = []
-        var tenants: [String] = [], hashes: [String] = [], responses: [String] = [], deliveryTenants: [String] = []
-        var deliveryIDs: [UUID] = [], deliveryNotificationIDs: [UUID] = [], channels: [String] = [], statuses: [String] = []
-        var jobs: [String] = [], publishes: [Bool] = [], publishAts: [Date] = [], purposes: [String] = []
+        var statement = AcceptStatement()
         var direct: [UUID: (channel: String, job: String)] = [:]
         let graceSeconds = grace?.timeInterval
         for notification in batch {
-            ids.append(notification.id)
-            tenants.append(notification.tenant)
-            hashes.append(notification.requestHash ?? "")
-            responses.append(notification.response ?? "")
-            createdAts.append(notification.createdAt)
-            keys.append(notification.idempotencyKey ?? "")
-            versions.append(notification.configVersion)
-            documents.append(JSONWriter.string(notification.document))
+            statement.ids.append(notification.id)
+            statement.tenants.append(notification.tenant)
+            statement.hashes.append(notification.requestHash ?? "")
+            statement.responses.append(notification.response ?? "")
+            statement.createdAts.append(notification.createdAt)
+            statement.keys.append(notification.idempotencyKey ?? "")
+            statement.versions.append(notification.configVersion)
+            statement.documents.append(JSONWriter.string(notification.document))
             for delivery in notification.deliveries {
-                deliveryIDs.append(delivery.id)
-                deliveryNotificationIDs.append(notification.id)
-                deliveryTenants.append(notification.tenant)
-                channels.append(delivery.channel)
-                statuses.append(delivery.status.rawValue)
-                jobs.append(delivery.job)
-                publishes.append(delivery.publishAt != nil)
+                statement.deliveryIDs.append(delivery.id)
+                statement.deliveryNotificationIDs.append(notification.id)
+                statement.deliveryTenants.append(notification.tenant)
+                statement.channels.append(delivery.channel)
+                statement.statuses.append(delivery.status.rawValue)
+                statement.jobs.append(delivery.job)
+                statement.publishes.append(delivery.publishAt != nil)
                 var publishAt = delivery.publishAt ?? notification.createdAt
                 if let graceSeconds, delivery.status != .scheduled, let due = delivery.publishAt, due <= notification.createdAt {
                     direct[delivery.id] = (delivery.channel, delivery.job)
                     publishAt = notification.createdAt.addingTimeInterval(graceSeconds)
                 }
-                publishAts.append(publishAt)
-                purposes.append((delivery.status == .scheduled ? OutboxPurpose.scheduled : .deliver).rawValue)
+                statement.publishAts.append(publishAt)
+                statement.purposes.append((delivery.status == .scheduled ? OutboxPurpose.scheduled : .deliver).rawValue)
             }
         }
-        let rows = try await client.query(
-            """
-            WITH a AS (
-                SELECT * FROM unnest(\(ids)::uuid[], \(createdAts)::timestamptz[], \(tenants)::text[], \(keys)::text[],
-                    \(hashes)::text[], \(responses)::text[], \(versions)::text[], \(documents)::text[])
-                    AS a(id, created_at, tenant, key, hash, response, version, document)
-            ), k AS (
-                -- A key is unique across days, in its own table (Migrations.partitionByDay). One order
-                -- for every batch: two batches holding the same keys then lock them in the same order and
-                -- wait for each other instead of deadlocking.
-                INSERT INTO idempotency_keys (tenant, key, notification_id)
-                SELECT tenant, key, id FROM a WHERE key <> '' ORDER BY tenant, key, id
-                ON CONFLICT (tenant, key) DO NOTHING
-                RETURNING notification_id
-            ), n AS (
-                INSERT INTO notifications (id, created_at, tenant, idempotency_key, request_hash, response, config_version, request)
-                SELECT id, created_at, tenant, NULLIF(key, ''), NULLIF(hash, ''), NULLIF(response, ''), version, document::jsonb
-                FROM a WHERE key = '' OR id IN (SELECT notification_id FROM k)
-                RETURNING id
-            ), t AS (
-                SELECT * FROM unnest(\(deliveryIDs)::uuid[], \(deliveryNotificationIDs)::uuid[], \(deliveryTenants)::text[],
-                    \(channels)::text[], \(statuses)::text[], \(jobs)::text[], \(publishes)::bool[], \(publishAts)::timestamptz[],
-                    \(purposes)::text[])
-                    AS t(id, notification_id, tenant, channel, status, job, publish, publish_at, purpose)
-                WHERE t.notification_id IN (SELECT id FROM n)
-            ), d AS (
-                INSERT INTO deliveries (id, notification_id, tenant, channel, status, job, created_at, updated_at)
-                SELECT id, notification_id, tenant, channel, status, job, now(), now() FROM t
-            ), o AS (
-                INSERT INTO outbox (delivery_id, channel, attempt, not_before, purpose)
-                SELECT id, channel, 1, publish_at, purpose FROM t WHERE publish
-                RETURNING id, delivery_id
-            )
-            SELECT id, NULL::int8 FROM n UNION ALL SELECT delivery_id, id FROM o
-            """, logger: logger)
+        let rows = try await client.execute(statement, logger: logger)
         var stored = Set<UUID>()
         var publishNow: [OutboxEntry] = []
-        for try await (id, outboxID) in rows.decode((UUID, Int64?).self) {
+        for try await (id, outboxID) in rows {
             guard let outboxID else {
                 stored.insert(id)
                 continue
@@ -201,37 +164,14 @@ public struct NotificationStore: Sendable {
     public func claim(_ requests: [ClaimRequest], worker: String) async throws -> [ClaimResult?] {
         guard !requests.isEmpty else { return [] }
         let ids = requests.map(\.deliveryID)
-        let attempts = requests.map(\.attempt)
-        let leases = requests.map { $0.lease.timeInterval }
-        let claimable = DeliveryStatus.names(DeliveryStatus.claimable)
-        let sending = DeliveryStatus.sending.rawValue
         var results = [ClaimResult?](repeating: nil, count: requests.count)
-        let throttled = AttemptOutcome.throttled.rawValue
         let (lowest, highest) = UUID.span(ids)!
-        for try await (position, claimed, status, attemptCount, attemptBase, claimedBy, leaseRemaining, throttledTries) in try await client.query(
-            """
-            WITH cfg AS (
-                SELECT set_config('synchronous_commit', 'off', true)
-            ), t AS (
-                SELECT * FROM unnest(\(ids)::uuid[], \(attempts)::int[], \(leases)::float8[]) WITH ORDINALITY
-                    AS t(id, attempt, lease, position)
-            ), c AS (
-                UPDATE deliveries d SET status = \(sending), claimed_by = \(worker),
-                    lease_until = now() + t.lease * interval '1 second', updated_at = now()
-                FROM t
-                WHERE d.id = t.id AND d.id BETWEEN \(lowest) AND \(highest)
-                    AND d.attempt_count < t.attempt AND d.status = ANY(\(claimable)::text[])
-                    AND EXISTS (SELECT 1 FROM cfg)
-                RETURNING d.id
-            )
-            SELECT t.position, t.id IN (SELECT id FROM c), d.status, d.attempt_count, d.attempt_base, d.claimed_by,
-                extract(epoch FROM d.lease_until - now())::float8,
-                (SELECT count(*) FROM attempts a
-                 WHERE a.delivery_id = t.id AND a.delivery_id BETWEEN \(lowest) AND \(highest)
-                    AND a.number = t.attempt AND a.outcome = \(throttled))::int
-            FROM t JOIN deliveries d ON d.id = t.id AND d.id BETWEEN \(lowest) AND \(highest)
-            """, logger: logger
-        ).decode((Int, Bool, String, Int, Int, String?, Double?, Int).self) {
+        let statement = ClaimStatement(
+            ids: ids, attempts: requests.map(\.attempt), leases: requests.map { $0.lease.timeInterval }, lowest: lowest,
+            highest: highest, worker: worker)
+        for try await (position, claimed, status, attemptCount, attemptBase, claimedBy, leaseRemaining, throttledTries)
+            in try await client.execute(statement, logger: logger)
+        {
             results[position - 1] = ClaimResult(
                 claimed: claimed, status: DeliveryStatus(rawValue: status) ?? .queued, attemptCount: attemptCount,
                 attemptBase: attemptBase, claimedBy: claimedBy,
@@ -287,55 +227,9 @@ public struct NotificationStore: Sendable {
     private static func recordAttempts(
         _ attempts: [AttemptRecord], moving settlements: [Settlement], on connection: PostgresConnection, logger: Logger
     ) async throws {
-        let deliveryIDs = attempts.map(\.deliveryID)
-        let notificationIDs = attempts.map(\.notificationID)
-        let numbers = attempts.map(\.number)
-        let starts = attempts.map(\.startedAt)
-        let finishes = attempts.map(\.finishedAt)
-        let outcomes = attempts.map(\.outcome.rawValue)
-        let httpStatuses = attempts.map { $0.httpStatus ?? 0 }
-        let errors = attempts.map { $0.error ?? "" }
-        let providerIDs = attempts.map { $0.providerMessageID ?? "" }
-        let workers = attempts.map(\.worker)
-        let providers = attempts.map(\.provider)
-        let attemptChannels = attempts.map(\.channel)
-        let attemptTenants = attempts.map(\.tenant)
-
-        let movedIDs = settlements.map(\.deliveryID)
-        let movedStatuses = settlements.map { $0.status?.rawValue ?? "" }
-        let movedErrors = settlements.map { $0.lastError ?? "" }
-        // A throttled attempt is recorded but not spent: attempt_count stays, so the same number is claimed again.
-        let movedNumbers = settlements.map { $0.spendsAttempt ? ($0.attempts.map(\.number).max() ?? 0) : 0 }
-        let movedProviderIDs = settlements.map { $0.attempts.last?.providerMessageID ?? "" }
-        let terminal = DeliveryStatus.names(DeliveryStatus.terminal)
-        guard let (lowest, highest) = UUID.span(movedIDs + deliveryIDs) else { return }
-        try await connection.query(
-            """
-            WITH a AS (
-                INSERT INTO attempts (delivery_id, notification_id, number, started_at, finished_at, outcome,
-                    http_status, error, provider_message_id, worker, provider, channel, tenant)
-                SELECT delivery_id, notification_id, number, started_at, finished_at, outcome,
-                    NULLIF(http_status, 0), NULLIF(error, ''), NULLIF(provider_message_id, ''), worker, provider, channel, tenant
-                FROM unnest(\(deliveryIDs)::uuid[], \(notificationIDs)::uuid[], \(numbers)::int[],
-                    \(starts)::timestamptz[], \(finishes)::timestamptz[], \(outcomes)::text[], \(httpStatuses)::int[],
-                    \(errors)::text[], \(providerIDs)::text[], \(workers)::text[], \(providers)::text[],
-                    \(attemptChannels)::text[], \(attemptTenants)::text[]) WITH ORDINALITY
-                    AS t(delivery_id, notification_id, number, started_at, finished_at, outcome, http_status,
-                         error, provider_message_id, worker, provider, channel, tenant, position)
-                ORDER BY position
-            )
-            UPDATE deliveries d SET
-                status = CASE WHEN d.status = ANY(\(terminal)::text[]) THEN d.status ELSE u.status END,
-                last_error = CASE WHEN d.status = ANY(\(terminal)::text[]) THEN d.last_error ELSE NULLIF(u.error, '') END,
-                attempt_count = GREATEST(d.attempt_count, u.number),
-                provider_message_id = COALESCE(NULLIF(u.provider_message_id, ''), d.provider_message_id),
-                claimed_by = NULL, lease_until = NULL, updated_at = now()
-            FROM (SELECT DISTINCT ON (id) * FROM unnest(\(movedIDs)::uuid[], \(movedStatuses)::text[], \(movedErrors)::text[],
-                    \(movedNumbers)::int[], \(movedProviderIDs)::text[]) WITH ORDINALITY
-                    AS u(id, status, error, number, provider_message_id, position)
-                  ORDER BY id, number DESC, position DESC) u
-            WHERE d.id = u.id AND d.id BETWEEN \(lowest) AND \(highest)
-            """, logger: logger)
+        guard let (lowest, highest) = UUID.span(settlements.map(\.deliveryID) + attempts.map(\.deliveryID)) else { return }
+        try await connection.run(
+            RecordAttemptsStatement(attempts: attempts, moved: settlements, lowest: lowest, highest: highest), logger: logger)
     }
 
     private static func enqueue(_ rows: [OutboxEnqueue], on connection: PostgresConnection, logger: Logger) async throws {

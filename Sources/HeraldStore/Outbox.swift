@@ -49,17 +49,9 @@ public struct OutboxStore: Sendable {
         try await client.withTransaction(logger: logger) { connection in
             var entries: [OutboxEntry] = []
             var orphans: [Int64] = []
-            for try await (id, deliveryID, channel, attempt, purpose, payload, dueFor) in try await connection.query(
-                """
-                SELECT o.id, o.delivery_id, o.channel, o.attempt, o.purpose, COALESCE(o.payload, d.job),
-                    extract(epoch FROM now() - o.not_before)::float8
-                FROM outbox o LEFT JOIN deliveries d ON d.id = o.delivery_id
-                WHERE o.not_before <= now()
-                ORDER BY o.not_before, o.id LIMIT \(limit)
-                FOR UPDATE OF o SKIP LOCKED
-                """,
-                logger: logger
-            ).decode((Int64, UUID, String, Int, String, String?, Double).self) {
+            for try await (id, deliveryID, channel, attempt, purpose, payload, dueFor) in try await connection.execute(
+                DueOutboxStatement(limit: limit), logger: logger
+            ) {
                 guard let payload else {
                     orphans.append(id)
                     continue
@@ -95,12 +87,9 @@ public struct OutboxStore: Sendable {
     /// only lets the relay publish the row a second time, which the workers' claim turns into a no-op.
     public func remove(published ids: [Int64]) async throws {
         guard !ids.isEmpty else { return }
-        // One statement, one round trip: set_config(…, true) is SET LOCAL for the statement's own transaction.
-        try await client.query(
-            """
-            WITH c AS (SELECT set_config('synchronous_commit', 'off', true))
-            DELETE FROM outbox WHERE id = ANY(\(ids)::int8[]) AND EXISTS (SELECT 1 FROM c)
-            """, logger: logger)
+        try await client.withConnection { connection in
+            try await connection.run(RemovePublishedStatement(ids: ids), logger: logger)
+        }
     }
 
     public func pendingCount() async throws -> Int {

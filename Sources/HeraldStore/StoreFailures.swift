@@ -54,12 +54,25 @@ public enum StoreFailure {
     }
 }
 
+/// How a pool's sessions plan prepared statements.
+public enum StatementPlans: Sendable {
+    /// PostgreSQL's default: a plan for each execution's values until a generic plan looks no dearer.
+    case perExecution
+    /// Planned once per statement and connection (`plan_cache_mode = force_generic_plan`); partitions
+    /// are pruned when the statement runs. For pools that only run the pipeline's fixed statements
+    /// (the worker's): planning a statement on the day-partitioned tables cost more than running it.
+    /// Not for pools that run the audit API's filters, whose plans depend on their values.
+    case generic
+}
+
 extension PostgresClient.Configuration {
     /// A pool configured the way every Herald process uses PostgreSQL: `connections` at most,
     /// connects within 5 s, every statement bounded by the server (`statement_timeout`) and a
     /// transaction left idle by a stuck client ended (`idle_in_transaction_session_timeout`), so
     /// that no lock outlives a client that stopped answering.
-    public static func herald(url: String, connections: Int, statementTimeout: Duration = .seconds(15)) throws -> Self {
+    public static func herald(
+        url: String, connections: Int, statementTimeout: Duration = .seconds(15), plans: StatementPlans = .perExecution
+    ) throws -> Self {
         var configuration = try PostgresClient.Configuration(url: url)
         configuration.options.maximumConnections = connections
         configuration.options.connectTimeout = .seconds(5)
@@ -67,6 +80,9 @@ extension PostgresClient.Configuration {
             ("statement_timeout", "\(statementTimeout.milliseconds)"),
             ("idle_in_transaction_session_timeout", "\(2 * statementTimeout.milliseconds)"),
         ]
+        if plans == .generic {
+            configuration.options.additionalStartupParameters.append(("plan_cache_mode", "force_generic_plan"))
+        }
         return configuration
     }
 }

@@ -103,7 +103,7 @@ public func buildWorker(
         throw WorkerBuildError(description: "unknown channel(s) \(unknown.joined(separator: ", ")); configured: \(registry.names.joined(separator: ", "))")
     }
     let postgres = PostgresClient(
-        configuration: try .herald(url: configuration.postgresURL, connections: configuration.postgresConnections),
+        configuration: try .herald(url: configuration.postgresURL, connections: configuration.postgresConnections, plans: .generic),
         backgroundLogger: logger)
     let store = NotificationStore(client: postgres, logger: logger)
     let endpoints = try AMQPEndpoint.list(urls: configuration.amqpURL)

@@ -10,9 +10,10 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct RetentionTests {
     /// Runs `body` on a new, empty database, migrated `through` a version (all by default), and drops
-    /// it afterwards.
+    /// it afterwards. `body`'s pool is configured as Herald's are (`.herald`), with `connections` and `plans`.
     static func withFreshDatabase<T: Sendable>(
-        through version: Int? = nil, _ body: @Sendable (PostgresClient) async throws -> T
+        through version: Int? = nil, connections: Int = 4, plans: StatementPlans = .perExecution,
+        _ body: @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
         let logger = TestServers.logger
         var components = try #require(URLComponents(string: TestServers.postgresURL))
@@ -20,7 +21,9 @@ struct RetentionTests {
         components.path = "/postgres"
         let admin = PostgresClient(configuration: try .init(url: try #require(components.string)), backgroundLogger: logger)
         components.path = "/\(name)"
-        let client = PostgresClient(configuration: try .init(url: try #require(components.string)), backgroundLogger: logger)
+        let client = PostgresClient(
+            configuration: try .herald(url: try #require(components.string), connections: connections, plans: plans),
+            backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await admin.run()
