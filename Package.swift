@@ -291,6 +291,7 @@ let package = Package(
             name: "HeraldStoreTests",
             dependencies: [
                 "HeraldStore", "HeraldCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -25,18 +25,20 @@ from pathlib import Path
 from typing import Optional
 
 TERMINAL = "('sent', 'delivered', 'failed', 'cancelled', 'expired')"
-PHASES = ("baseline", "single", "batch", "rates", "scaling", "growth")
+PHASES = ("baseline", "single", "batch", "rates", "scaling", "growth", "memory")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 FULL = dict(baseline_n=20000, warmup=1000, single_n=20000, batch_n=50000, batch_size=100, batch_c=8,
             rates=(500, 1000, 2000), rate_seconds=20, scaling_n=20000,
             scaling=((1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2)), drain_timeout=300,
-            growth_attempts=10_000_000, growth_days=30, growth_keep_days=7)
+            growth_attempts=10_000_000, growth_days=30, growth_keep_days=7,
+            memory_n=100_000, memory_step=10_000)
 QUICK = dict(baseline_n=5000, warmup=300, single_n=3000, batch_n=5000, batch_size=100, batch_c=8,
              rates=(500, 1000, 2000), rate_seconds=3, scaling_n=2000,
              scaling=((2, 1), (4, 1), (1, 2)), drain_timeout=120,
-             growth_attempts=1_000_000, growth_days=30, growth_keep_days=7)
+             growth_attempts=1_000_000, growth_days=30, growth_keep_days=7,
+             memory_n=30_000, memory_step=10_000)
 
 
 def log(message: str) -> None:
@@ -111,11 +113,11 @@ def rss_kib(pid: int) -> dict:
     values = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(("VmRSS:", "VmHWM:")):
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:")):
                 values[line.split(":")[0]] = int(line.split()[1])
     except OSError:
         pass
-    return {"rss_kib": values.get("VmRSS", 0), "peak_rss_kib": values.get("VmHWM", 0)}
+    return {"rss_kib": values.get("VmRSS", 0), "peak_rss_kib": values.get("VmHWM", 0), "anon_kib": values.get("RssAnon", 0)}
 
 
 def machine_busy() -> float:
@@ -560,6 +562,17 @@ class Bench:
             f"accept p99 {result['load']['accept_latency_ms']['p99']} ms, max {result['load']['accept_latency_ms']['max']} ms at {rate}/s")
         return result
 
+    def memory_growth(self, total: int, step: int) -> list[dict]:
+        """RSS of the gateway and the worker after every `step` notifications (single POSTs), up to
+        `total`: memory that grows with the notifications shows as a slope, not as one number."""
+        rows, sent = [], 0
+        while sent < total:
+            result = self.closed(f"memory{sent // step}", step, 64)
+            sent += result["accepted"]
+            rows.append({"notifications": sent, "processes": self.herald.memory()})
+            log(f"  memory after {sent}: " + ", ".join(f"{name} {v['rss_kib'] / 1024:.1f} MiB" for name, v in sorted(rows[-1]["processes"].items())))
+        return rows
+
     def warm_up(self) -> None:
         if self.s["warmup"]:
             self.closed("warmup", self.s["warmup"], 32, count_first_set=True)
@@ -711,6 +724,16 @@ def markdown(report: dict) -> str:
         for name, values in sorted(r["memory"]["processes"].items()):
             lines.append(f"| {name} | {values['rss_kib'] / 1024:.1f} | {values['peak_rss_kib'] / 1024:.1f} |")
         lines.append("")
+    if "memory_growth" in r:
+        names = sorted(r["memory_growth"][0]["processes"]) if r["memory_growth"] else []
+        lines += ["## Memory as notifications go through", "",
+                  "RSS (and its anonymous part: heap, stacks) of one gateway and one worker, single POSTs in steps:", "",
+                  "| notifications | " + " | ".join(f"{n} RSS / anon MiB" for n in names) + " |",
+                  "| ---: | " + " | ".join("---:" for _ in names) + " |"]
+        for row in r["memory_growth"]:
+            cells = [f"{row['processes'][n]['rss_kib'] / 1024:.1f} / {row['processes'][n].get('anon_kib', 0) / 1024:.1f}" for n in names]
+            lines.append(f"| {fmt(row['notifications'])} | " + " | ".join(cells) + " |")
+        lines.append("")
     if "scaling" in r:
         lines += ["## Scaling (single POSTs, 64 connections over the gateways)", "",
                   "| workers | gateways | accepted/s | end to end/s | ratio to baseline | gateway µs | worker µs |",
@@ -785,7 +808,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     settings = QUICK if args.quick else FULL
     # The growth phase loads millions of rows: only in a full run, or asked for with --only.
-    phases = args.only.split(",") if args.only else [p for p in PHASES if not (args.quick and p == "growth")]
+    phases = args.only.split(",") if args.only else [p for p in PHASES if not (args.quick and p in ("growth", "memory"))]
     run_id = time.strftime("%Y%m%d%H%M%S")
     bench = Bench(settings, run_id)
     started = time.monotonic()
@@ -820,6 +843,11 @@ def main(argv: list[str]) -> int:
             if "single" in results and not any(r["workers"] == 1 and r["gateways"] == 1 for r in rows):
                 rows.insert(0, {**results["single"], "workers": 1, "gateways": 1})
             results["scaling"] = sorted(rows, key=lambda r: (r["gateways"], r["workers"]))
+        if "memory" in phases:
+            bench.herald.start(workers=1, gateways=1)
+            bench.warm_up()
+            results["memory_growth"] = bench.memory_growth(settings["memory_n"], settings["memory_step"])
+            bench.herald.stop()
         if "growth" in phases:
             bench.herald.start(workers=1, gateways=1)
             bench.warm_up()
