@@ -131,8 +131,9 @@ final class AMQPConnection {
         }
     }
 
-    func ack(_ tag: UInt64) throws(BrokerError) {
-        let status = amqp_basic_ack(state, Self.channel, tag, 0)
+    /// `multiple`: every unacked delivery up to and including `tag`.
+    func ack(_ tag: UInt64, multiple: Bool = false) throws(BrokerError) {
+        let status = amqp_basic_ack(state, Self.channel, tag, multiple ? 1 : 0)
         if status != AMQP_STATUS_OK.rawValue { throw Self.libraryError(status, "basic.ack") }
     }
 

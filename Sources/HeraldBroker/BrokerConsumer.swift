@@ -223,6 +223,7 @@ public final class BrokerConsumer: Service, Sendable {
                 for command in work.commands {
                     switch command {
                     case .ack(let tag): try connection.ack(tag)
+                    case .ackThrough(let tag): try connection.ack(tag, multiple: true)
                     case .reject(let tag, let requeue): try connection.reject(tag, requeue: requeue)
                     }
                 }

@@ -10,6 +10,9 @@
 struct ConsumerStateMachine<Waiter: Sendable>: Sendable {
     enum Command: Sendable, Hashable {
         case ack(UInt64)
+        /// Acks every delivery of the channel up to and including this tag (`basic.ack` with
+        /// `multiple`): one frame for a run of acks.
+        case ackThrough(UInt64)
         case reject(UInt64, requeue: Bool)
     }
 
@@ -165,12 +168,39 @@ struct ConsumerStateMachine<Waiter: Sendable>: Sendable {
         return commands.count == 1 ? .wakeThread : .queued
     }
 
-    /// The thread takes the queued settles.
+    /// The thread takes the queued settles. Acks below every delivery still open here go as one
+    /// `ackThrough` (`Self.coalesced`).
     mutating func takeWork() -> Work {
-        let taken = commands
+        var lowestOpen = unsettled.min() ?? UInt64.max
+        if bufferHead < buffer.count { lowestOpen = min(lowestOpen, buffer[bufferHead].deliveryTag.value) }
+        let taken = Self.coalesced(commands, lowestOpen: lowestOpen)
         commands.removeAll(keepingCapacity: true)
         let shuttingDown = lifecycle == .shuttingDown
         return Work(commands: taken, isShuttingDown: shuttingDown, isDrained: shuttingDown && unsettled.isEmpty)
+    }
+
+    /// `commands` with the acks of tags below `lowestOpen` (the oldest delivery handed out and not
+    /// settled, or buffered) and below every reject among them replaced by one `ackThrough` of the
+    /// highest, sent first. Sound because delivery tags grow along the channel: every tag below that
+    /// bound was delivered and is either acked in this batch or was settled by a frame already sent,
+    /// so the multiple ack covers exactly these acks. Fewer than two such acks: unchanged.
+    static func coalesced(_ commands: [Command], lowestOpen: UInt64) -> [Command] {
+        var bound = lowestOpen
+        for case .reject(let tag, _) in commands { bound = min(bound, tag) }
+        var highest: UInt64 = 0
+        var covered = 0
+        for case .ack(let tag) in commands where tag < bound {
+            highest = max(highest, tag)
+            covered += 1
+        }
+        guard covered >= 2 else { return commands }
+        var result: [Command] = [.ackThrough(highest)]
+        result.reserveCapacity(commands.count - covered + 1)
+        for command in commands {
+            if case .ack(let tag) = command, tag < bound { continue }
+            result.append(command)
+        }
+        return result
     }
 
     /// Graceful shutdown: `next()` returns nil from now on; buffered deliveries go back to the

@@ -125,4 +125,75 @@ struct ConsumerStateMachineTests {
         #expect(m.bufferedCount == 10)
         #expect(m.unsettled.isEmpty)
     }
+
+    /// Hands out deliveries 1...n (as `next()` calls would).
+    static func handedOut(_ n: UInt64, buffered extra: UInt64 = 0) -> Machine {
+        var m = Self.running()
+        for tag in 1...(n + extra) { _ = m.delivered(Self.message(tag)) }
+        for _ in 0..<n { _ = m.pollNext() }
+        return m
+    }
+
+    @Test func acksBelowEveryOpenDeliveryGoAsOneFrame() {
+        var m = Self.handedOut(5)
+        for tag: UInt64 in [2, 1, 4] { _ = m.settle(DeliveryTag(value: tag, generation: 1), .ack) }
+        // 3 is still being worked on: 1 and 2 go as one multiple ack, 4 on its own.
+        #expect(m.takeWork().commands == [.ackThrough(2), .ack(4)])
+        for tag: UInt64 in [3, 5] { _ = m.settle(DeliveryTag(value: tag, generation: 1), .ack) }
+        #expect(m.takeWork().commands == [.ackThrough(5)])
+    }
+
+    @Test func aMultipleAckNeverCoversABufferedDelivery() {
+        // 1...3 handed out, 4 and 5 waiting in the buffer: they were delivered but nobody has them.
+        var m = Self.handedOut(3, buffered: 2)
+        for tag: UInt64 in [1, 2, 3] { _ = m.settle(DeliveryTag(value: tag, generation: 1), .ack) }
+        #expect(m.takeWork().commands == [.ackThrough(3)])
+        guard case .deliver(let next) = m.pollNext() else { Issue.record("expected deliver"); return }
+        #expect(next.deliveryTag.value == 4)
+    }
+
+    @Test func aMultipleAckNeverCoversAReject() {
+        var m = Self.handedOut(4)
+        _ = m.settle(DeliveryTag(value: 1, generation: 1), .ack)
+        _ = m.settle(DeliveryTag(value: 3, generation: 1), .reject(requeue: true))
+        _ = m.settle(DeliveryTag(value: 2, generation: 1), .ack)
+        _ = m.settle(DeliveryTag(value: 4, generation: 1), .ack)
+        // 4 is above the reject of 3: a multiple ack through 4 would ack 3 instead of requeueing it.
+        #expect(m.takeWork().commands == [.ackThrough(2), .reject(3, requeue: true), .ack(4)])
+    }
+
+    @Test func aSingleAckStaysAsItIs() {
+        var m = Self.handedOut(3)
+        _ = m.settle(DeliveryTag(value: 1, generation: 1), .ack)
+        _ = m.settle(DeliveryTag(value: 3, generation: 1), .ack)
+        #expect(m.takeWork().commands == [.ack(1), .ack(3)])
+    }
+
+    @Test func coalescingKeepsEveryAckAndRejectAccountedFor() {
+        // Random settle orders over a window: what a multiple ack covers is exactly the acks below
+        // the open bound, and nothing open, buffered or rejected.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let window = UInt64.random(in: 2...40, using: &generator)
+            var m = Self.handedOut(window, buffered: UInt64.random(in: 0...5, using: &generator))
+            var settled: [UInt64: Bool] = [:]  // tag: acked (false: rejected)
+            for tag in (1...window).shuffled(using: &generator).prefix(Int.random(in: 1...Int(window), using: &generator)) {
+                let ack = Int.random(in: 0..<5, using: &generator) > 0
+                _ = m.settle(DeliveryTag(value: tag, generation: 1), ack ? .ack : .reject(requeue: true))
+                settled[tag] = ack
+            }
+            var acked = Set<UInt64>(), rejected = Set<UInt64>()
+            for command in m.takeWork().commands {
+                switch command {
+                case .ack(let tag): acked.insert(tag)
+                case .ackThrough(let tag):
+                    // Everything through `tag` not already settled by an earlier frame: here, all of them.
+                    for covered in 1...tag { #expect(settled[covered] == true, "ackThrough(\(tag)) covers \(covered)"); acked.insert(covered) }
+                case .reject(let tag, _): rejected.insert(tag)
+                }
+            }
+            #expect(acked == Set(settled.filter { $0.value }.keys))
+            #expect(rejected == Set(settled.filter { !$0.value }.keys))
+        }
+    }
 }
