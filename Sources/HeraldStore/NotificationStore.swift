@@ -238,13 +238,15 @@ public struct NotificationStore: Sendable {
         let notBefore = rows.map(\.notBefore)
         let purposes = rows.map(\.purpose.rawValue)
         guard let (lowest, highest) = UUID.span(ids) else { return }
+        // `id = ANY(ids)` as well as the range: on the worker's pool this is planned generically too
+        // (PreparedStatements.swift says why a range alone is not enough).
         try await connection.query(
             """
             INSERT INTO outbox (delivery_id, channel, attempt, not_before, purpose)
             SELECT t.id, d.channel, t.attempt, t.not_before, t.purpose
             FROM unnest(\(ids)::uuid[], \(attempts)::int[], \(notBefore)::timestamptz[], \(purposes)::text[])
                 AS t(id, attempt, not_before, purpose)
-            JOIN deliveries d ON d.id = t.id AND d.id BETWEEN \(lowest) AND \(highest)
+            JOIN deliveries d ON d.id = t.id AND d.id = ANY(\(ids)::uuid[]) AND d.id BETWEEN \(lowest) AND \(highest)
             """, logger: logger)
     }
 

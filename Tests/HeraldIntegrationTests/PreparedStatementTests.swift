@@ -61,4 +61,36 @@ struct PreparedStatementTests {
             #expect(settleRead <= 8, "the settlement read \(settleRead) delivery rows for 2 deliveries")
         }
     }
+
+    /// A settlement that schedules retries writes outbox rows for its deliveries (`enqueue`, an
+    /// unprepared statement, planned generically on this pool too): the same bound applies.
+    @Test func aRetrySpanningManyDeliveriesReadsOnlyItsOwn() async throws {
+        try await RetentionTests.withFreshDatabase(connections: 1, plans: .generic) { client in
+            let store = NotificationStore(client: client, logger: TestServers.logger)
+            let start = Date().addingTimeInterval(-120)
+            var accepted: [NewNotification] = []
+            for index in 0..<2_000 {
+                accepted.append(RetentionTests.notification(at: start.addingTimeInterval(Double(index) * 0.03)))
+            }
+            _ = try await store.accept(accepted)
+            let named = [accepted[0], accepted[accepted.count - 1]].map { ($0.id, $0.deliveries[0].id) }
+            let now = Date()
+            let retries = named.map { notification, delivery in
+                Settlement(
+                    deliveryID: delivery,
+                    attempts: [AttemptRecord(
+                        deliveryID: delivery, notificationID: notification, number: 1, startedAt: now, finishedAt: now,
+                        outcome: .transientFailure, httpStatus: 503, error: "busy", resultingStatus: .retrying, worker: "w",
+                        channel: "webhook", tenant: "t1")],
+                    status: .retrying, lastError: "busy",
+                    enqueue: [OutboxEnqueue(deliveryID: delivery, attempt: 2, notBefore: now.addingTimeInterval(60), purpose: .deliver)])
+            }
+            let before = try await Self.deliveryRowsRead(client)
+            try await store.settle(retries)
+            let read = try await Self.deliveryRowsRead(client) - before
+            #expect(try await RetentionTests.count(client, "SELECT count(*)::int FROM outbox WHERE attempt = 2") == 2)
+            // The attempts' update looks each delivery up once, the outbox rows' channel once more.
+            #expect(read <= 12, "the retry settlement read \(read) delivery rows for 2 deliveries")
+        }
+    }
 }
