@@ -66,6 +66,11 @@ public struct CompiledTemplate: Sendable {
     /// own item, so they are not listed.
     public let requiredNames: [String]
     private let template: MustacheTemplate
+    /// The same template as literal text and plain value tags, when that is all it is (most provider
+    /// templates: `{{to.webhook_url}}`, `{{delivery_id}}`, `Bearer {{secrets.TOKEN}}`): rendered
+    /// straight from the JSON values, without building Mustache's `[String: Any]` context or casting
+    /// each value. Nil for anything else (sections, comments, transforms, HTML escaping).
+    let plainSegments: [PlainSegment]?
 
     /// Compiles `text` for `escaping`. Fails on Mustache syntax errors and on constructs that switch
     /// escaping off (`{{{x}}}`, `{{& x}}`) or pull in other files (`{{> partial}}`).
@@ -97,6 +102,7 @@ public struct CompiledTemplate: Sendable {
         self.escaping = escaping
         secretNames = Self.secretReferences(in: text.source)
         requiredNames = Self.topLevelValueNames(in: text.source)
+        plainSegments = PlainSegment.parse(text.source, escaping: escaping)
     }
 
     static func topLevelValueNames(in source: String) -> [String] {
@@ -120,6 +126,14 @@ public struct CompiledTemplate: Sendable {
 
     /// Renders with `context` (a JSON object; `secrets` is added by the caller when needed).
     public func render(_ context: RenderContext) -> String {
+        if let plainSegments, let rendered = PlainSegment.render(plainSegments, values: context.values, escaping: escaping) {
+            return rendered
+        }
+        return renderWithMustache(context)
+    }
+
+    /// Always through Mustache: what `render` must equal (the tests compare the two).
+    func renderWithMustache(_ context: RenderContext) -> String {
         template.render(context.root)
     }
 
@@ -179,10 +193,21 @@ public struct CompiledTemplate: Sendable {
 
 /// The values a template sees, built from JSON.
 public struct RenderContext {
-    let root: [String: Any]
+    let values: [String: JSONValue]
+    private let mustache: MustacheRoot
 
     public init(_ values: [String: JSONValue]) {
-        root = values.mapValues(Self.mustacheValue)
+        self.values = values
+        mustache = MustacheRoot(values)
+    }
+
+    /// Mustache's view of the values, built when a template first needs it: plain templates don't.
+    var root: [String: Any] { mustache.root }
+
+    private final class MustacheRoot {
+        let values: [String: JSONValue]
+        lazy var root: [String: Any] = values.mapValues(RenderContext.mustacheValue)
+        init(_ values: [String: JSONValue]) { self.values = values }
     }
 
     static func mustacheValue(_ value: JSONValue) -> Any {
@@ -211,17 +236,101 @@ enum ContentTypes {
 struct URLContentType: MustacheContentType {
     // RFC 3986 unreserved characters only: everything else is encoded, '/', '?', '#', '&' included.
     static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-    func escapeText(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? ""
-    }
+    func escapeText(_ text: String) -> String { Escaping.url.escape(text) ?? text }
 }
 
 struct JSONStringContentType: MustacheContentType {
-    func escapeText(_ text: String) -> String { JSONEscaping.escape(text) }
+    func escapeText(_ text: String) -> String { Escaping.jsonString.escape(text) ?? text }
 }
 
 struct HeaderContentType: MustacheContentType {
-    func escapeText(_ text: String) -> String { Escaping.headerSafe(text) }
+    func escapeText(_ text: String) -> String { Escaping.header.escape(text) ?? text }
+}
+
+extension Escaping {
+    /// A value escaped for where it lands: the one rule for Herald's own content types, used by Mustache
+    /// and by plain templates alike. Nil for HTML, which only Mustache's own content type escapes.
+    func escape(_ text: String) -> String? {
+        switch self {
+        case .text: text
+        case .html: nil
+        case .url: text.addingPercentEncoding(withAllowedCharacters: URLContentType.unreserved) ?? ""
+        case .jsonString: JSONEscaping.escape(text)
+        case .header: Escaping.headerSafe(text)
+        }
+    }
+}
+
+/// A piece of a template that holds only literal text and plain value tags (`CompiledTemplate.plainSegments`).
+enum PlainSegment: Equatable {
+    case text(String)
+    /// A value tag's dotted name, split: `{{ to.webhook_url }}` is `["to", "webhook_url"]`.
+    case value([String])
+
+    /// The segments of `source`, or nil unless every tag is a plain value (`{{name}}`, `{{a.b_c}}`).
+    /// Two of Mustache's whitespace rules leave a source with Mustache too: it drops a standalone first
+    /// line (the `CONTENT_TYPE` pragma that `CompiledTemplate` puts before the source, with the line
+    /// break after it, when the source's first line is blank), and it drops a last line of only spaces
+    /// and tabs. Line breaks are Mustache's: any `Character.isNewline`.
+    static func parse(_ source: String, escaping: Escaping) -> [PlainSegment]? {
+        guard escaping.escape("") != nil else { return nil }
+        func isBlank(_ line: Substring) -> Bool { line.allSatisfy { $0 == " " || $0 == "\t" } }
+        let firstLine = source.prefix { !$0.isNewline }
+        guard !isBlank(firstLine) else { return nil }
+        if let lastBreak = source.lastIndex(where: \.isNewline) {
+            let lastLine = source[source.index(after: lastBreak)...]
+            guard lastLine.isEmpty || !isBlank(lastLine) else { return nil }
+        }
+        var segments: [PlainSegment] = []
+        var rest = Substring(source)
+        while let open = rest.range(of: "{{") {
+            guard let close = rest[open.upperBound...].range(of: "}}") else { return nil }
+            if open.lowerBound > rest.startIndex { segments.append(.text(String(rest[..<open.lowerBound]))) }
+            let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+            let isPlainName = parts.allSatisfy { part in
+                guard let first = part.unicodeScalars.first, first.isASCIILetter || first == "_" else { return false }
+                return part.unicodeScalars.allSatisfy { $0.isASCIILetter || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+            }
+            guard isPlainName else { return nil }
+            segments.append(.value(parts.map(String.init)))
+            rest = rest[close.upperBound...]
+        }
+        if !rest.isEmpty { segments.append(.text(String(rest))) }
+        return segments
+    }
+
+    /// The rendering, or nil when a value is not a string, an integer or null (Mustache then renders
+    /// it, with its own rules for the other kinds and for names that aren't there).
+    static func render(_ segments: [PlainSegment], values: [String: JSONValue], escaping: Escaping) -> String? {
+        var out = ""
+        for segment in segments {
+            switch segment {
+            case .text(let text):
+                out += text
+            case .value(let path):
+                guard var value = values[path[0]] else { return nil }
+                for name in path.dropFirst() {
+                    guard case .object(let members) = value, let member = members[name] else { return nil }
+                    value = member
+                }
+                let text: String
+                switch value {
+                case .string(let string): text = string
+                case .integer(let integer): text = String(integer)
+                case .null: text = ""
+                default: return nil
+                }
+                guard let escaped = escaping.escape(text) else { return nil }
+                out += escaped
+            }
+        }
+        return out
+    }
+}
+
+extension Unicode.Scalar {
+    fileprivate var isASCIILetter: Bool { ("a"..."z").contains(self) || ("A"..."Z").contains(self) }
 }
 
 extension Escaping {

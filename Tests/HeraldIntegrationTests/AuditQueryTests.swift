@@ -34,7 +34,7 @@ struct AuditQueryTests {
 
     /// Inserts a deterministic mix of rows for `tenant` (the same seed gives the same values, new ids).
     static func insertFixture(_ client: PostgresClient, tenant: String, seed: UInt64) async throws -> Fixture {
-        var random = FilterSQLTests.SplitMix64(seed: seed)
+        var random = SplitMix64(seed: seed)
         func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
         func time(_ micros: Int64) -> String { CanonicalTimestamp.string(microseconds: micros) }
         let channels = ["sms", "email", "webhook", "Sms", "o'brien"]
@@ -290,7 +290,7 @@ struct AuditQueryTests {
     /// filter accepts in memory.
     @Test func randomFiltersAgreeWithTheEvaluator() async throws {
         try await Self.withFixtures { _, store, a, b in
-            var random = FilterSQLTests.SplitMix64(seed: 0x4155_4449_5451)
+            var random = SplitMix64(seed: 0x4155_4449_5451)
             for collection in AuditCollection.allCases {
                 let documents = a.documents[collection]!
                 let generator = RandomAuditFilters(collection: collection, documents: documents)
@@ -560,7 +560,7 @@ struct RandomAuditFilters {
 
     /// A value the rows hold, or one spelled differently (timestamps with an offset or cut to ms,
     /// uuids in upper case), or a generic one.
-    func literal(_ path: String, _ random: inout FilterSQLTests.SplitMix64) -> JSONValue {
+    func literal(_ path: String, _ random: inout SplitMix64) -> JSONValue {
         let here = present(path)
         guard !here.isEmpty, random.next() % 4 != 0 else { return FilterSQLTests.RandomFilters.pick(Self.generic, &random) }
         let value = FilterSQLTests.RandomFilters.pick(here, &random)
@@ -577,7 +577,7 @@ struct RandomAuditFilters {
         return value
     }
 
-    func orderable(_ path: String, _ random: inout FilterSQLTests.SplitMix64) -> JSONValue {
+    func orderable(_ path: String, _ random: inout SplitMix64) -> JSONValue {
         for _ in 0..<8 {
             let value = literal(path, &random)
             switch value {
@@ -590,8 +590,8 @@ struct RandomAuditFilters {
 
     static let patterns = ["^s", "ms$", "^[a-e]", "\\d", "^.{4,6}$", "a|b", "^$", "[^a-z]", "conn", "DROP", "^p"]
 
-    func condition(_ path: String, depth: Int, _ random: inout FilterSQLTests.SplitMix64) -> JSONValue {
-        func pick<T>(_ values: [T], _ random: inout FilterSQLTests.SplitMix64) -> T {
+    func condition(_ path: String, depth: Int, _ random: inout SplitMix64) -> JSONValue {
+        func pick<T>(_ values: [T], _ random: inout SplitMix64) -> T {
             FilterSQLTests.RandomFilters.pick(values, &random)
         }
         switch random.next() % 12 {
@@ -617,7 +617,7 @@ struct RandomAuditFilters {
         }
     }
 
-    func filter(depth: Int, _ random: inout FilterSQLTests.SplitMix64) -> JSONValue {
+    func filter(depth: Int, _ random: inout SplitMix64) -> JSONValue {
         var members: [String: JSONValue] = [:]
         for _ in 0..<(random.next() % 3 == 0 ? 2 : 1) {
             if depth > 0, random.next() % 4 == 0 {
