@@ -17,7 +17,7 @@ public enum JSONParser {
     public static func parse(_ bytes: some Collection<UInt8>) throws(Failure) -> JSONValue {
         var parser = Parser(bytes: Array(bytes))
         parser.skipWhitespace()
-        let value = try parser.value(depth: 0, path: "")
+        let value = try parser.value(depth: 0)
         parser.skipWhitespace()
         guard parser.index == parser.bytes.count else { throw parser.failure("unexpected text after the JSON value") }
         return value
@@ -26,6 +26,23 @@ public enum JSONParser {
     private struct Parser {
         let bytes: [UInt8]
         var index = 0
+        /// Where the value being read sits: member names and array indices from the top. Kept as parts
+        /// and joined only for an error, rather than a dotted string built for every member.
+        var path: [PathComponent] = []
+
+        enum PathComponent {
+            case key(String)
+            case index(Int)
+        }
+
+        func dottedPath(then key: String) -> String {
+            (path.map { component in
+                switch component {
+                case .key(let key): key
+                case .index(let index): String(index)
+                }
+            } + [key]).joined(separator: ".")
+        }
 
         func failure(_ message: String, path: String = "") -> Failure {
             var line = 1, column = 1
@@ -41,17 +58,22 @@ public enum JSONParser {
         }
 
         mutating func skipWhitespace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20, 0x09, 0x0A, 0x0D: index += 1
+                default: return
+                }
+            }
         }
 
         func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
 
-        mutating func value(depth: Int, path: String) throws(Failure) -> JSONValue {
+        mutating func value(depth: Int) throws(Failure) -> JSONValue {
             guard depth < JSONParser.maximumDepth else { throw failure("nested deeper than \(JSONParser.maximumDepth) levels") }
             guard let byte = peek() else { throw failure("the body ended where a value was expected") }
             switch byte {
-            case UInt8(ascii: "{"): return try object(depth: depth, path: path)
-            case UInt8(ascii: "["): return try array(depth: depth, path: path)
+            case UInt8(ascii: "{"): return try object(depth: depth)
+            case UInt8(ascii: "["): return try array(depth: depth)
             case UInt8(ascii: "\""): return .string(try string())
             case UInt8(ascii: "t"): try literal("true"); return .bool(true)
             case UInt8(ascii: "f"): try literal("false"); return .bool(false)
@@ -65,15 +87,15 @@ public enum JSONParser {
             byte >= 0x20 && byte < 0x7F ? String(UnicodeScalar(byte)) : "\\u{\(String(byte, radix: 16))}"
         }
 
-        mutating func literal(_ word: String) throws(Failure) {
-            let expected = Array(word.utf8)
-            guard bytes.count - index >= expected.count, Array(bytes[index..<index + expected.count]) == expected else {
-                throw failure("unexpected text; expected '\(word)'")
-            }
-            index += expected.count
+        mutating func literal(_ word: StaticString) throws(Failure) {
+            let count = word.utf8CodeUnitCount
+            let matches = bytes.count - index >= count
+                && word.withUTF8Buffer { expected in expected.indices.allSatisfy { bytes[index + $0] == expected[$0] } }
+            guard matches else { throw failure("unexpected text; expected '\(word)'") }
+            index += count
         }
 
-        mutating func object(depth: Int, path: String) throws(Failure) -> JSONValue {
+        mutating func object(depth: Int) throws(Failure) -> JSONValue {
             index += 1
             var members: [String: JSONValue] = [:]
             skipWhitespace()
@@ -86,16 +108,17 @@ public enum JSONParser {
                 guard peek() == UInt8(ascii: "\"") else { throw failure("expected a member name in double quotes") }
                 let keyStart = index
                 let key = try string()
-                let memberPath = path.isEmpty ? key : "\(path).\(key)"
                 if members[key] != nil {
                     index = keyStart
-                    throw failure("the member '\(key)' appears twice in one object", path: memberPath)
+                    throw failure("the member '\(key)' appears twice in one object", path: dottedPath(then: key))
                 }
                 skipWhitespace()
                 guard peek() == UInt8(ascii: ":") else { throw failure("expected ':' after the member name") }
                 index += 1
                 skipWhitespace()
-                members[key] = try value(depth: depth + 1, path: memberPath)
+                path.append(.key(key))
+                members[key] = try value(depth: depth + 1)
+                path.removeLast()
                 skipWhitespace()
                 switch peek() {
                 case UInt8(ascii: ","): index += 1
@@ -107,7 +130,7 @@ public enum JSONParser {
             }
         }
 
-        mutating func array(depth: Int, path: String) throws(Failure) -> JSONValue {
+        mutating func array(depth: Int) throws(Failure) -> JSONValue {
             index += 1
             var elements: [JSONValue] = []
             skipWhitespace()
@@ -117,7 +140,9 @@ public enum JSONParser {
             }
             while true {
                 skipWhitespace()
-                elements.append(try value(depth: depth + 1, path: path.isEmpty ? "\(elements.count)" : "\(path).\(elements.count)"))
+                path.append(.index(elements.count))
+                elements.append(try value(depth: depth + 1))
+                path.removeLast()
                 skipWhitespace()
                 switch peek() {
                 case UInt8(ascii: ","): index += 1
@@ -150,6 +175,16 @@ public enum JSONParser {
 
         mutating func string() throws(Failure) -> String {
             index += 1  // opening quote
+            // Most strings have no escape: one validation of their bytes makes the String.
+            var end = index
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                let start = index
+                index = end
+                guard let text = String(validating: bytes[start..<end], as: UTF8.self) else { throw failure("the text is not valid UTF-8") }
+                index = end + 1
+                return text
+            }
             var scalars = String.UnicodeScalarView()
             var runStart = index
             func flushRun(_ end: Int) throws(Failure) {
@@ -239,6 +274,13 @@ public enum JSONParser {
                     throw failure("an exponent needs digits")
                 }
                 while let digit = peek(), (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) { index += 1 }
+            }
+            // Up to 18 digits always fit in an Int64: no text to make.
+            let digits = index - start - (bytes[start] == UInt8(ascii: "-") ? 1 : 0)
+            if isInteger, digits <= 18 {
+                var magnitude: Int64 = 0
+                for byte in bytes[(index - digits)..<index] { magnitude = magnitude * 10 + Int64(byte - UInt8(ascii: "0")) }
+                return .integer(bytes[start] == UInt8(ascii: "-") ? -magnitude : magnitude)
             }
             let text = String(decoding: bytes[start..<index], as: UTF8.self)
             if isInteger, let integer = Int64(text) { return .integer(integer) }
