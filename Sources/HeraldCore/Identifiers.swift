@@ -51,8 +51,31 @@ extension UUID {
         return (lowest, highest)
     }
 
-    /// Lower-case canonical text, as Herald shows ids.
-    public var lowercasedString: String { uuidString.lowercased() }
+    /// Lower-case canonical text, as Herald shows ids: written from the bytes (Foundation's
+    /// `uuidString` formats with snprintf, and `lowercased()` makes a second string).
+    public var lowercasedString: String { hexadecimal(dashes: true) }
+
+    /// The 32 lower-case hexadecimal digits, with the canonical dashes (8-4-4-4-12) or without.
+    public func hexadecimal(dashes: Bool) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return withUnsafeBytes(of: uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { out in
+                digits.withUTF8Buffer { hex in
+                    var count = 0
+                    for (index, byte) in bytes.enumerated() {
+                        if dashes, index == 4 || index == 6 || index == 8 || index == 10 {
+                            out[count] = UInt8(ascii: "-")
+                            count += 1
+                        }
+                        out[count] = hex[Int(byte >> 4)]
+                        out[count + 1] = hex[Int(byte & 0x0F)]
+                        count += 2
+                    }
+                    return count
+                }
+            }
+        }
+    }
 }
 
 /// Herald's one way of writing instants: ISO 8601 in UTC with milliseconds.
@@ -121,5 +144,18 @@ public enum Timestamp {
         let seconds = Double(days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset)
         let leapFraction = second == 60 ? 0.999_999 : fraction
         return Date(timeIntervalSince1970: seconds + leapFraction)
+    }
+}
+
+extension String {
+    /// `trimmingCharacters(in: .whitespacesAndNewlines)`, without Foundation's bridging for the usual
+    /// text that starts and ends with a visible ASCII character (a URL, a secret): that text is itself.
+    public var trimmedOfWhitespaceAndNewlines: String {
+        func isPlainASCII(_ scalar: Unicode.Scalar?) -> Bool {
+            guard let scalar else { return false }
+            return scalar.isASCII && scalar.value > 0x20
+        }
+        if isPlainASCII(unicodeScalars.first), isPlainASCII(unicodeScalars.last) { return self }
+        return trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

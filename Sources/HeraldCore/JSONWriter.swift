@@ -26,6 +26,7 @@ public enum JSONWriter {
     }
 
     /// `[e1,e2,…]`, each element written by `element` (for trees that are not `JSONValue`s yet).
+    @inlinable
     public static func writeArray<Element>(
         _ elements: some Sequence<Element>, into out: inout String, element: (Element, inout String) -> Void
     ) {
@@ -38,6 +39,7 @@ public enum JSONWriter {
     }
 
     /// `{"k1":v1,…}` in the order given, each value written by `value`.
+    @inlinable
     public static func writeObject<Value>(
         _ members: some Sequence<(key: String, value: Value)>, into out: inout String, value: (Value, inout String) -> Void
     ) {

@@ -195,7 +195,7 @@ public final class ProviderClient: Sendable {
     func renderURL(_ template: CompiledTemplate, context: RenderContext) throws(ProviderFailure) -> String {
         let rendered = template.render(context)
         if template.source.isSingleValue {
-            let url = rendered.trimmingCharacters(in: .whitespacesAndNewlines)
+            let url = rendered.trimmedOfWhitespaceAndNewlines
             guard !url.isEmpty else { throw .permanent("url: the value \(template.source.source) is empty") }
             return url
         }

@@ -31,7 +31,7 @@ public enum HMACSigner {
 public enum StandardWebhooks {
     /// The key bytes of a `whsec_…` secret; nil when it is not base64 of 16–64 bytes.
     public static func key(fromSecret secret: String) -> [UInt8]? {
-        let trimmed = secret.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = secret.trimmedOfWhitespaceAndNewlines
         let encoded = trimmed.hasPrefix("whsec_") ? String(trimmed.dropFirst("whsec_".count)) : trimmed
         guard let bytes = Data(base64Encoded: encoded), (16...64).contains(bytes.count) else { return nil }
         return Array(bytes)
@@ -46,7 +46,7 @@ public enum StandardWebhooks {
 
     /// `msg_` + the delivery id without dashes: the same for every retry of a delivery.
     public static func messageID(deliveryID: UUID) -> String {
-        "msg_" + deliveryID.uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        "msg_" + deliveryID.hexadecimal(dashes: false)
     }
 }
 
