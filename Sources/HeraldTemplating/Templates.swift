@@ -309,11 +309,9 @@ enum PlainSegment: Equatable {
             case .text(let text):
                 out += text
             case .value(let path):
-                guard var value = values[path[0]] else { return nil }
-                for name in path.dropFirst() {
-                    guard case .object(let members) = value, let member = members[name] else { return nil }
-                    value = member
-                }
+                // Herald's one path walker; where its scalar-exact keys and Mustache's canonically
+                // equal ones differ, it finds nothing and Mustache renders.
+                guard let value = JSONValue.object(values).value(at: path) else { return nil }
                 let text: String
                 switch value {
                 case .string(let string): text = string

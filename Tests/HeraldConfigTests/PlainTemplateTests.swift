@@ -18,6 +18,8 @@ import Testing
         ],
         ["a": "", "b": .string("not an object"), "n": .integer(Int64.max)],
         ["a": ["c": "a is an object"], "b": ["c": .integer(0)], "to": .array([])],
+        // The Kelvin sign is canonically "K": Mustache's dictionary lookup finds it for {{K}}, Herald's path walker doesn't.
+        ["\u{212A}": "kelvin", "b": ["\u{212A}": "nested kelvin"]],
     ]
 
     static let sources = [
@@ -26,7 +28,7 @@ import Testing
         "Bearer {{secrets.TOKEN}}", "{{to.webhook_url}}", "line one {{a}}\nline two {{b.c}}\r\nline three",
         "  \n{{a}}", "\r\n{{a}}", "\n", "plain text only", "{{#b}}{{c}}{{/b}}", "{{! a comment}}{{a}}", "{{^a}}none{{/a}}",
         "{{.}}", "{{a.}}", "{{a..b}}", "{{ b.c}}{{b.c }}", "{{\ta\t}}", "caf\u{E9} {{a}}", "{{1a}}",
-        " \r{{a}}", "{{a}}\u{2028} ", "{{a}}\n\t", "{{a}} ", "x {{a}}\n {{a}} \n", "\t{{a}}", "{{a}}\r\n",
+        " \r{{a}}", "{{a}}\u{2028} ", "{{a}}\n\t", "{{a}} ", "x {{a}}\n {{a}} \n", "\t{{a}}", "{{a}}\r\n", "{{K}}", "{{b.K}}",
     ]
 
     @Test(arguments: [Escaping.text, .url, .jsonString, .header, .html])
