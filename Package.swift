@@ -53,6 +53,7 @@ let package = Package(
             name: "HeraldBroker",
             dependencies: [
                 "CRabbitMQShim",
+                "HeraldCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -62,6 +63,7 @@ let package = Package(
             name: "HeraldHTTPRuntime",
             dependencies: [
                 "CCurlShim",
+                "HeraldCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

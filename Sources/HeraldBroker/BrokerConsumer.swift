@@ -71,7 +71,7 @@ public final class BrokerConsumer: Service, Sendable {
         }
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-                await DedicatedThread.run(name: "herald-amqp-consumer") { self.connectionThread() }
+                await DedicatedThread.run(name: "amqp-consumer") { self.connectionThread() }
             } onCancel: {
                 self.requestShutdown()
             }

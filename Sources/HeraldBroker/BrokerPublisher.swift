@@ -58,7 +58,7 @@ public final class BrokerPublisher: Service, Sendable {
         }
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-                await DedicatedThread.run(name: "herald-amqp-publisher") { self.connectionThread() }
+                await DedicatedThread.run(name: "amqp-publisher") { self.connectionThread() }
             } onCancel: {
                 self.requestShutdown()
             }

@@ -40,7 +40,7 @@ public final class BrokerQueueInspector: Sendable {
     /// last connection error when no endpoint answers.
     public func inspect(_ queues: [String]) async throws -> [String: QueueDepth] {
         let outcome = Mutex<Result<[String: QueueDepth], BrokerError>>(.success([:]))
-        await DedicatedThread.run(name: "herald-amqp-inspector") {
+        await DedicatedThread.run(name: "amqp-inspector") {
             let result = self.inspectBlocking(queues)
             outcome.withLock { $0 = result }
         }

@@ -1,4 +1,4 @@
-internal import Foundation
+internal import HeraldCore
 
 /// Runs blocking work on a new OS thread (never on Swift's cooperative pool) and suspends the
 /// calling task until it returns. The continuation is resumed exactly once, by the thread, at its
@@ -6,12 +6,10 @@ internal import Foundation
 enum DedicatedThread {
     static func run(name: String, _ body: @escaping @Sendable () -> Void) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let thread = Thread {
+            NamedThread.start(name) {
                 body()
                 continuation.resume()
             }
-            thread.name = name
-            thread.start()
         }
     }
 }

@@ -82,9 +82,7 @@ public final class DeadlineTimer: @unchecked Sendable {
         Self.push(Entry(at: instant, id: id), into: &heap)
         if !threadStarted {
             threadStarted = true
-            let thread = Thread { [self] in run() }
-            thread.name = "herald-deadlines"
-            thread.start()
+            NamedThread.start("herald-deadline") { [self] in run() }
         } else if waitingUntil.map({ instant < $0 }) ?? true {
             condition.signal()
         }

@@ -1,5 +1,6 @@
 internal import CCurlShim
 import Foundation
+internal import HeraldCore
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -108,7 +109,7 @@ public final class CurlRuntime: Service, Sendable {
         }
 
         let loopConfiguration = CurlLoop.Settings(self.configuration)
-        let thread = Thread { [self] in
+        NamedThread.start("herald-curl") { [self] in
             let failure = CurlLoop.run(
                 settings: loopConfiguration,
                 runtime: self,
@@ -122,8 +123,6 @@ public final class CurlRuntime: Service, Sendable {
             }
             waiter?.resume()
         }
-        thread.name = "herald-curl"
-        thread.start()
         self.logger.debug(
             "HTTP runtime started",
             metadata: [

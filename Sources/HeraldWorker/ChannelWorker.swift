@@ -91,23 +91,31 @@ final class ChannelWorker: Service, Sendable {
         let trace = DeliveryTopology.trace(of: message, job: decoded)
         decoded.traceparent = trace?.traceparent
         let job = decoded
-        var logger = logger
-        logger[metadataKey: "herald.delivery_id"] = "\(job.deliveryID.lowercasedString)"
-        logger[metadataKey: "herald.notification_id"] = "\(job.notificationID.lowercasedString)"
-        logger[metadataKey: "herald.channel"] = "\(job.channel)"
-        if let trace { logger[metadataKey: "trace.id"] = "\(trace.traceID)" }
+        // The message's keys go into the handler in one assignment: a log handler may do work per
+        // change (StreamLogHandler formats its whole metadata again on each), and this is every
+        // delivery's path.
+        var metadata = logger.handler.metadata
+        metadata["herald.delivery_id"] = "\(job.deliveryID.lowercasedString)"
+        metadata["herald.notification_id"] = "\(job.notificationID.lowercasedString)"
+        metadata["herald.channel"] = "\(job.channel)"
+        if let trace { metadata["trace.id"] = "\(trace.traceID)" }
         let expectedAttempt = DeliveryTopology.attempt(of: message, job: job)
         let snapshot = config.snapshot
-        guard let channel = snapshot.registry[job.channel] else {
+        let channel = snapshot.registry[job.channel]
+        // A Web Push subscription is an object: its endpoint stands for it.
+        if let channel,
+            let recipient = job.to[channel.recipient.name]?.stringValue ?? job.to[channel.recipient.name]?["endpoint"]?.stringValue
+        {
+            metadata["herald.recipient"] = "\(channel.recipient.masked(recipient))"
+        }
+        var logger = logger
+        logger.handler.metadata = metadata
+        guard let channel else {
             // The channel was removed from the configuration: keep the message rather than guess.
             logger.error("no definition for the channel; message requeued")
             try? await Task.sleep(for: .seconds(1))
             consumer.reject(message.deliveryTag, requeue: true)
             return
-        }
-        // A Web Push subscription is an object: its endpoint stands for it.
-        if let recipient = job.to[channel.recipient.name]?.stringValue ?? job.to[channel.recipient.name]?["endpoint"]?.stringValue {
-            logger[metadataKey: "herald.recipient"] = "\(channel.recipient.masked(recipient))"
         }
         // An outcome this process could not record before: record it now instead of sending again.
         if let unrecorded = shared.unrecorded.take(job.deliveryID) {
