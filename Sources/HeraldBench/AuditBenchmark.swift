@@ -18,10 +18,9 @@ struct AuditBenchmark {
     static let channels = ["sms", "email", "webhook", "push", "slack", "telegram", "whatsapp", "teams", "discord", "matrix"]
     /// The instant the data ends at (the newest rows); it spans the 30 days before.
     static let end = "2026-12-01T00:00:00Z"
-    /// Migration 5's indexes that the schema still has (migration 10 dropped `deliveries_audit_status`).
     static let migration5 = [
         "attempts_audit_started", "attempts_audit_channel", "attempts_audit_outcome", "deliveries_audit_created",
-        "deliveries_audit_channel", "notifications_audit_metadata",
+        "deliveries_audit_status", "deliveries_audit_channel", "notifications_audit_metadata",
     ]
 
     struct Shape: Sendable {
@@ -107,9 +106,7 @@ struct AuditBenchmark {
     }
 
     func restoreIndexes(_ client: PostgresClient) async throws {
-        let statements = Migrations.all.first { $0.version == 5 }!.statements.filter { statement in
-            Self.migration5.contains { statement.contains("INDEX \($0) ") }
-        }
+        let statements = Migrations.all.first { $0.version == 5 }!.statements
         for statement in statements { try await client.query(PostgresQuery(unsafeSQL: statement)) }
         try await client.query("ANALYZE")
     }
@@ -138,7 +135,12 @@ struct AuditBenchmark {
         if count != attempts {
             print("loading \(attempts) attempts, \(deliveries) deliveries and notifications …")
             let start = ContinuousClock.now
-            try await client.query("TRUNCATE attempts, deliveries, notifications, outbox")
+            try await client.query(
+                "TRUNCATE attempts, delivery_events, outbox, idempotency_keys, deliveries, notifications")
+            // Day partitions for the 30 days of data (migration 9 keys them by the UUIDv7 ids' instant).
+            try await client.query(PostgresQuery(unsafeSQL: """
+                SELECT herald_ensure_partitions(('\(Self.end)'::timestamptz - interval '31 days')::date, '\(Self.end)'::date)
+                """))
             // Every value is a function of the row number (hashint4 spreads it), so loads are reproducible.
             let tenant = "(ARRAY['\(Self.tenants.joined(separator: "','"))'])[CASE WHEN abs(hashint4(i)) % 100 < 40 THEN 1 "
                 + "WHEN abs(hashint4(i)) % 100 < 65 THEN 2 WHEN abs(hashint4(i)) % 100 < 80 THEN 3 "
@@ -146,9 +148,15 @@ struct AuditBenchmark {
             // Channels are skewed: sms and email carry most.
             let channel = "(ARRAY['\(Self.channels.joined(separator: "','"))'])[1 + floor(10 * power((abs(hashint4(i + 7)) % 1000) / 1000.0, 2))::int]"
             let created = "('\(Self.end)'::timestamptz - (i::float8 / \(deliveries) * 30 * 86400) * interval '1 second')"
+            // A UUIDv7 of the row's instant (as Herald makes them: a notification's deliveries share it), its
+            // other bits from the row number: the rows land in their day's partitions.
+            func id(_ kind: String) -> String {
+                "(lpad(to_hex(floor(extract(epoch FROM \(created)) * 1000)::bigint), 12, '0') || '7' "
+                    + "|| substr(md5('\(kind)' || i), 1, 3) || '8' || substr(md5('\(kind)' || i), 4, 15))::uuid"
+            }
             try await client.query(PostgresQuery(unsafeSQL: """
                 INSERT INTO notifications (id, tenant, created_at, config_version, request)
-                SELECT md5('n' || i)::uuid, \(tenant), \(created), 'v1', jsonb_build_object(
+                SELECT \(id("n")), \(tenant), \(created), 'v1', jsonb_build_object(
                     'channel', \(channel), 'to', jsonb_build_object('phone', '+1555' || lpad((i % 10000000)::text, 7, '0')),
                     'template', 'welcome', 'data', jsonb_build_object('name', 'user ' || i),
                     'metadata', jsonb_build_object('customer', 'cust-' || (abs(hashint4(i + 3)) % 20000),
@@ -157,7 +165,7 @@ struct AuditBenchmark {
                 """))
             try await client.query(PostgresQuery(unsafeSQL: """
                 INSERT INTO deliveries (id, notification_id, tenant, channel, status, attempt_count, last_error, created_at, updated_at)
-                SELECT md5('d' || i)::uuid, md5('n' || i)::uuid, \(tenant), \(channel), s.status,
+                SELECT \(id("d")), \(id("n")), \(tenant), \(channel), s.status,
                     CASE WHEN i <= \(attempts - deliveries) THEN 2 ELSE 1 END,
                     CASE WHEN s.status IN ('failed', 'retrying') THEN 'HTTP 503 from provider' END,
                     \(created), \(created) + (abs(hashint4(i + 11)) % 600) * interval '1 second'
@@ -169,7 +177,7 @@ struct AuditBenchmark {
             try await client.query(PostgresQuery(unsafeSQL: """
                 INSERT INTO attempts (delivery_id, notification_id, number, started_at, finished_at, outcome, http_status, error,
                     worker, provider, channel, tenant)
-                SELECT md5('d' || i)::uuid, md5('n' || i)::uuid, a.number, a.started, a.started + (20 + abs(hashint4(j)) % 900) * interval '1 millisecond',
+                SELECT \(id("d")), \(id("n")), a.number, a.started, a.started + (20 + abs(hashint4(j)) % 900) * interval '1 millisecond',
                     o.outcome, CASE o.outcome WHEN 'success' THEN 200 WHEN 'transient_failure' THEN 503 WHEN 'permanent_failure' THEN 400 END,
                     CASE WHEN o.outcome <> 'success' THEN 'provider said no' END,
                     'worker-' || (j % 4), 'primary', \(channel), \(tenant)
@@ -219,6 +227,29 @@ struct AuditBenchmark {
     }
 
     /// The plan's scan nodes for the shape's first query (EXPLAIN ANALYZE), e.g. `Index Scan Backward using attempts_audit_channel`.
+    /// Plan nodes with the day partitions folded: `Index Scan Backward using attempts_p20261101_tenant_…_idx
+    /// on attempts_p20261101 attempts_2`, one per day, becomes one `… on N partitions of attempts` entry.
+    static func condensed(_ scans: [String]) -> [String] {
+        let partition = /(\w+?)_(p\d{8}|default|before_\d{8})(_\w+)?/
+        var folded: [(node: String, count: Int)] = []
+        for scan in scans {
+            var node = scan.replacing(#/ \w+_\d+$/#, with: "")  // the alias (attempts_2)
+            var table: String?
+            node = node.replacing(partition) { match in
+                table = String(match.1)
+                return match.3.map { String(match.1) + "_…" + $0 } ?? String(match.1)
+            }
+            if table == nil {
+                folded.append((scan, 1))
+            } else if let last = folded.last, last.node == node {
+                folded[folded.count - 1].count += 1
+            } else {
+                folded.append((node, 1))
+            }
+        }
+        return folded.map { $0.count > 1 ? "\($0.node) (\($0.count) partitions)" : $0.node }
+    }
+
     func plan(_ shape: Shape, client: PostgresClient) async throws -> String {
         let store = AuditStore(client: client, logger: Logger(label: "bench"))
         let statement = try await query(shape, 0, store: store).statement()
@@ -234,7 +265,7 @@ struct AuditBenchmark {
                 scans.append(String(trimmed.prefix { $0 != "(" }).trimmingCharacters(in: .whitespaces))
             }
         }
-        return scans.joined(separator: " → ")
+        return Self.condensed(scans).joined(separator: " → ")
     }
 
     func machineFacts(_ client: PostgresClient) async throws -> [(String, String)] {
@@ -306,9 +337,8 @@ extension AuditBenchmark {
         read. `(tenant, started_at, id)` serves `$ne` and unindexed filters (the planner walks newest first and
         filters; at 8% non-success that is ~1,300 rows for a page). `(tenant, outcome, started_at, id)` is what
         makes rare outcomes cheap (an index-only walk instead of filtering ~10,000 rows); the deliveries by
-        status walk `(tenant, created_at, id)` and filter: migration 10 dropped the indexes on status (the partial
-        `deliveries_dead_letters` and `(tenant, status, updated_at, id)`), so that claims and settles update a
-        delivery in place and write no index entries. Metadata equalities use the GIN `jsonb_path_ops` index on `request -> 'metadata'` via
+        status use the existing partial `deliveries_dead_letters` for `failed` and `(tenant, status, updated_at, id)`
+        for the others. Metadata equalities use the GIN `jsonb_path_ops` index on `request -> 'metadata'` via
         the containment test the compiler adds (a btree expression index would serve one known key only).
         Not measured here: what the three attempts indexes cost the delivery engine's inserts.
         """

@@ -207,119 +207,7 @@ public enum Migrations {
             "DROP INDEX IF EXISTS deliveries_open",
         ]),
         Migration(version: 9, name: "day partitions: retention drops whole days", statements: partitionByDay),
-        Migration(version: 10, name: "dead letters in their own table: claims and settles update deliveries in place", statements: deadLettersApart),
     ]
-
-    /// Migration 10. A claim and a settle change a delivery's `status` and `updated_at`; while an index
-    /// of `deliveries` covered either (`deliveries_dead_letters`, `deliveries_audit_status`), each of the
-    /// two updates wrote a new entry into every index of the table (the row moved: no heap-only tuple).
-    /// With no index on what they change, PostgreSQL updates the row within its page (HOT) and touches
-    /// no index. The dead letters, the one listing that needs an index on status, get a table of their
-    /// own, kept by a trigger on the status (whatever moves a delivery into or out of `failed`), so no
-    /// code path can forget it. Audit queries by status walk `deliveries_audit_created` and filter.
-    static let deadLettersApart: [String] = [
-        """
-        CREATE TABLE dead_letters (
-            delivery_id uuid PRIMARY KEY,
-            tenant text NOT NULL,
-            channel text NOT NULL,
-            failed_at timestamptz NOT NULL
-        )
-        """,
-        "CREATE INDEX dead_letters_failed ON dead_letters (failed_at, delivery_id)",
-        """
-        CREATE FUNCTION herald_track_dead_letters() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.status = '\(DeliveryStatus.failed.rawValue)' THEN
-                INSERT INTO dead_letters (delivery_id, tenant, channel, failed_at)
-                VALUES (NEW.id, NEW.tenant, NEW.channel, NEW.updated_at)
-                ON CONFLICT (delivery_id) DO UPDATE SET failed_at = EXCLUDED.failed_at;
-            ELSE
-                DELETE FROM dead_letters WHERE delivery_id = NEW.id;
-            END IF;
-            RETURN NULL;
-        END $$
-        """,
-        // Row triggers on the partitioned table are cloned onto every partition, present and future.
-        // The WHEN clauses are evaluated without calling the function: other updates pay nothing.
-        """
-        CREATE TRIGGER deliveries_dead_letters_insert AFTER INSERT ON deliveries FOR EACH ROW
-        WHEN (NEW.status = '\(DeliveryStatus.failed.rawValue)') EXECUTE FUNCTION herald_track_dead_letters()
-        """,
-        """
-        CREATE TRIGGER deliveries_dead_letters_update AFTER UPDATE OF status ON deliveries FOR EACH ROW
-        WHEN (OLD.status IS DISTINCT FROM NEW.status
-            AND (NEW.status = '\(DeliveryStatus.failed.rawValue)' OR OLD.status = '\(DeliveryStatus.failed.rawValue)'))
-        EXECUTE FUNCTION herald_track_dead_letters()
-        """,
-        """
-        INSERT INTO dead_letters (delivery_id, tenant, channel, failed_at)
-        SELECT id, tenant, channel, updated_at FROM deliveries WHERE status = '\(DeliveryStatus.failed.rawValue)'
-        """,
-        "DROP INDEX IF EXISTS deliveries_dead_letters",
-        "DROP INDEX IF EXISTS deliveries_audit_status",
-        // Room in each page for the new versions: a row is updated twice soon after its insert, and
-        // a full page sends the new version to another page (and into every index). Measured on the
-        // bench's single POSTs: 54 % of the updates stayed in their page at the default 100, 75 % at
-        // 80, 82 % at 70. The storage parameter is per partition (a partitioned table has none):
-        // the existing ones now, the days to come through herald_ensure_partitions.
-        """
-        DO $$
-        DECLARE
-            partition text;
-        BEGIN
-            FOR partition IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                WHERE i.inhparent = 'deliveries'::regclass
-            LOOP
-                EXECUTE format('ALTER TABLE %I SET (\(deliveriesStorage))', partition);
-            END LOOP;
-        END $$
-        """,
-        ensurePartitionsFunction(replacing: true, deliveriesStorage: deliveriesStorage),
-    ]
-
-    /// The storage parameters of each day's deliveries partition (migration 10).
-    static let deliveriesStorage = "fillfactor = 75"
-
-    /// `herald_ensure_partitions` (migration 9; migration 10 replaces it to give the deliveries' new
-    /// days `deliveriesStorage`). One text for both, so the two can't drift.
-    static func ensurePartitionsFunction(replacing: Bool, deliveriesStorage: String) -> String {
-        """
-        \(replacing ? "CREATE OR REPLACE" : "CREATE") FUNCTION herald_ensure_partitions(first_day date, last_day date) RETURNS integer LANGUAGE plpgsql AS $$
-        DECLARE
-            day date;
-            parent text;
-            suffix text;
-            created integer := 0;
-        BEGIN
-            FOR day IN SELECT generate_series(first_day, last_day, interval '1 day')::date LOOP
-                suffix := '_p' || to_char(day, 'YYYYMMDD');
-                CONTINUE WHEN to_regclass('delivery_events' || suffix) IS NOT NULL;
-                BEGIN
-                    FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
-                        CONTINUE WHEN to_regclass(parent || suffix) IS NOT NULL;
-                        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)'\(deliveriesStorage.isEmpty ? "" : " || CASE WHEN parent = 'deliveries' THEN ' WITH (\(deliveriesStorage))' ELSE '' END"),
-                            parent || suffix, parent, herald_day_start(day), herald_day_start(day + 1));
-                        created := created + 1;
-                    END LOOP;
-                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (notification_id) REFERENCES %I (id)',
-                        'deliveries' || suffix, 'notifications' || suffix);
-                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (delivery_id) REFERENCES %I (id)',
-                        'attempts' || suffix, 'deliveries' || suffix);
-                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (delivery_id) REFERENCES %I (id)',
-                        'delivery_events' || suffix, 'deliveries' || suffix);
-                EXCEPTION
-                    -- A day inside the partition of the rows from before partitioning: nothing to create.
-                    WHEN invalid_object_definition THEN
-                        RAISE NOTICE 'partitions of % not created: %', day, SQLERRM;
-                    WHEN check_violation OR lock_not_available THEN
-                        RAISE WARNING 'partitions of % not created: %', day, SQLERRM;
-                END;
-            END LOOP;
-            RETURN created;
-        END $$
-        """
-    }
 
     /// Migration 9. Notifications, deliveries, attempts and delivery events are partitioned by the UTC
     /// day of their notification, so that retention drops whole days (`DETACH` + `DROP`: no row-by-row
@@ -363,7 +251,41 @@ public enum Migrations {
         // parents locked meanwhile. A day that overlaps an existing partition, whose rows went to the
         // default partition meanwhile, or whose parents stayed locked past the caller's lock_timeout,
         // is skipped with a warning (its rows stay where they are; the next pass retries).
-        ensurePartitionsFunction(replacing: false, deliveriesStorage: ""),
+        """
+        CREATE FUNCTION herald_ensure_partitions(first_day date, last_day date) RETURNS integer LANGUAGE plpgsql AS $$
+        DECLARE
+            day date;
+            parent text;
+            suffix text;
+            created integer := 0;
+        BEGIN
+            FOR day IN SELECT generate_series(first_day, last_day, interval '1 day')::date LOOP
+                suffix := '_p' || to_char(day, 'YYYYMMDD');
+                CONTINUE WHEN to_regclass('delivery_events' || suffix) IS NOT NULL;
+                BEGIN
+                    FOREACH parent IN ARRAY herald_partitioned_tables() LOOP
+                        CONTINUE WHEN to_regclass(parent || suffix) IS NOT NULL;
+                        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+                            parent || suffix, parent, herald_day_start(day), herald_day_start(day + 1));
+                        created := created + 1;
+                    END LOOP;
+                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (notification_id) REFERENCES %I (id)',
+                        'deliveries' || suffix, 'notifications' || suffix);
+                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (delivery_id) REFERENCES %I (id)',
+                        'attempts' || suffix, 'deliveries' || suffix);
+                    EXECUTE format('ALTER TABLE %I ADD FOREIGN KEY (delivery_id) REFERENCES %I (id)',
+                        'delivery_events' || suffix, 'deliveries' || suffix);
+                EXCEPTION
+                    -- A day inside the partition of the rows from before partitioning: nothing to create.
+                    WHEN invalid_object_definition THEN
+                        RAISE NOTICE 'partitions of % not created: %', day, SQLERRM;
+                    WHEN check_violation OR lock_not_available THEN
+                        RAISE WARNING 'partitions of % not created: %', day, SQLERRM;
+                END;
+            END LOOP;
+            RETURN created;
+        END $$
+        """,
         // The unpartitioned tables and their indexes step aside (index names are per schema).
         """
         DO $$

@@ -296,16 +296,15 @@ public struct NotificationStore: Sendable {
         for try await id in try await client.query(
             """
             WITH s AS (
-                SELECT d.id FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id
-                WHERE d.status = \(failed) AND d.job IS NOT NULL
-                    AND (\(selection.tenant ?? "") = '' OR l.tenant = \(selection.tenant ?? ""))
-                    AND (NOT \(byID) OR l.delivery_id = ANY(\(ids)::uuid[]))
-                    AND (\(selection.channel ?? "") = '' OR l.channel = \(selection.channel ?? ""))
-                    AND l.failed_at >= \(selection.since ?? Date.distantPast) AND l.failed_at < \(selection.until ?? Date.distantFuture)
-                ORDER BY l.failed_at, l.delivery_id LIMIT \(limit)
-                FOR UPDATE OF d SKIP LOCKED
+                SELECT id FROM deliveries
+                WHERE status = \(failed) AND job IS NOT NULL
+                    AND (\(selection.tenant ?? "") = '' OR tenant = \(selection.tenant ?? ""))
+                    AND (NOT \(byID) OR id = ANY(\(ids)::uuid[]))
+                    AND (\(selection.channel ?? "") = '' OR channel = \(selection.channel ?? ""))
+                    AND updated_at >= \(selection.since ?? Date.distantPast) AND updated_at < \(selection.until ?? Date.distantFuture)
+                ORDER BY updated_at, id LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
             ), r AS (
-                -- The status trigger takes the rows out of dead_letters.
                 UPDATE deliveries d SET status = \(DeliveryStatus.queued.rawValue), attempt_base = d.attempt_count,
                     last_error = NULL, updated_at = now()
                 FROM s WHERE d.id = s.id
@@ -322,8 +321,7 @@ public struct NotificationStore: Sendable {
         return replayed
     }
 
-    /// Failed deliveries (the dead letters, kept in `dead_letters` by a trigger on the status), oldest
-    /// failure first, after `cursor`.
+    /// Failed deliveries (the dead letters), oldest failure first, after `cursor`.
     public func deadLetters(_ selection: DeadLetterSelection, after cursor: ListingCursor?) async throws -> [DeadLetter] {
         let limit = min(max(selection.limit, 1), DeadLetterSelection.maximumLimit)
         let failed = DeliveryStatus.failed.rawValue
@@ -332,15 +330,14 @@ public struct NotificationStore: Sendable {
         var letters: [DeadLetter] = []
         for try await (id, notificationID, channel, attemptCount, lastError, failedAt) in try await client.query(
             """
-            SELECT d.id, d.notification_id, d.channel, d.attempt_count, d.last_error, l.failed_at
-            FROM dead_letters l JOIN deliveries d ON d.id = l.delivery_id
-            WHERE d.status = \(failed)
-                AND (\(selection.tenant ?? "") = '' OR l.tenant = \(selection.tenant ?? ""))
-                AND (NOT \(byID) OR l.delivery_id = ANY(\(ids)::uuid[]))
-                AND (\(selection.channel ?? "") = '' OR l.channel = \(selection.channel ?? ""))
-                AND l.failed_at >= \(selection.since ?? Date.distantPast) AND l.failed_at < \(selection.until ?? Date.distantFuture)
-                AND (l.failed_at, l.delivery_id) > (\(cursor?.instant ?? Date.distantPast), \(cursor?.id ?? ListingCursor.lowest))
-            ORDER BY l.failed_at, l.delivery_id LIMIT \(limit)
+            SELECT id, notification_id, channel, attempt_count, last_error, updated_at FROM deliveries
+            WHERE status = \(failed)
+                AND (\(selection.tenant ?? "") = '' OR tenant = \(selection.tenant ?? ""))
+                AND (NOT \(byID) OR id = ANY(\(ids)::uuid[]))
+                AND (\(selection.channel ?? "") = '' OR channel = \(selection.channel ?? ""))
+                AND updated_at >= \(selection.since ?? Date.distantPast) AND updated_at < \(selection.until ?? Date.distantFuture)
+                AND (updated_at, id) > (\(cursor?.instant ?? Date.distantPast), \(cursor?.id ?? ListingCursor.lowest))
+            ORDER BY updated_at, id LIMIT \(limit)
             """, logger: logger
         ).decode((UUID, UUID, String, Int, String?, Date).self) {
             letters.append(DeadLetter(

@@ -243,13 +243,6 @@ public struct PartitionStore: Sendable {
                         FROM pg_class c WHERE c.relname IN (\(names)) AND c.relkind = 'r'
                         """), logger: logger
                 ).decode((Int, Int).self) { (rows, bytes) = (tuples, size) }
-                // Dropping partitions fires no row triggers: the day's dead letters go by their id range
-                // (a delivery id carries its notification's instant, like the partition key).
-                try await connection.query(
-                    """
-                    DELETE FROM dead_letters
-                    WHERE delivery_id < herald_uuid_floor(\(upper)) AND (\(lower)::timestamptz IS NULL OR delivery_id >= herald_uuid_floor(\(lower)))
-                    """, logger: logger)
                 try await connection.query(
                     """
                     DELETE FROM idempotency_keys

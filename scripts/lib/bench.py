@@ -406,6 +406,25 @@ def cpu_per_notification(before: dict, after: dict, count: int, extra: dict) -> 
     return result
 
 
+def database_counters() -> dict:
+    """The WAL position and the updates of `deliveries` (all, and heap-only: those that wrote no index entry)."""
+    row = psql("SELECT pg_current_wal_lsn()::text, coalesce(sum(n_tup_upd), 0)::int8, coalesce(sum(n_tup_hot_upd), 0)::int8 "
+               "FROM pg_stat_user_tables WHERE relname = 'deliveries' OR relname LIKE 'deliveries\\_%'")[0]
+    return {"lsn": row[0], "updates": int(row[1]), "hot_updates": int(row[2])}
+
+
+def database_work(before: dict, count: int) -> dict:
+    """WAL bytes per notification and the share of HOT updates of `deliveries` since `before`. Read a
+    moment after the phase: each PostgreSQL backend reports its table counters at most once a second."""
+    time.sleep(1.5)
+    after = database_counters()
+    wal = int(psql(f"SELECT pg_wal_lsn_diff('{after['lsn']}', '{before['lsn']}')::int8")[0][0])
+    updates = after["updates"] - before["updates"]
+    hot = after["hot_updates"] - before["hot_updates"]
+    return {"wal_bytes_per_notification": round(wal / max(count, 1)), "deliveries_updates": updates,
+            "deliveries_hot_share": round(hot / updates, 3) if updates > 0 else None}
+
+
 def snapshot(herald: Herald) -> dict:
     values = herald.cpu()
     values["wall"] = time.monotonic()
@@ -456,6 +475,7 @@ class Bench:
         requests_to_send = max(1, requests // per_request)
         log(f"{name}: {requests_to_send} POST {path} x{per_request}, {concurrency} connections, {self.herald.gateways} gateway(s)")
         sink_before = sink_received()
+        database_before = database_counters()
         before = snapshot(self.herald)
         load = loadgen([*self.targets(), "--path", path, "--body", str(body), "--header", f"Authorization: Bearer {key}",
                         "--requests", str(requests_to_send), "--concurrency", str(concurrency), "--timeout", "30"],
@@ -473,6 +493,7 @@ class Bench:
             "accept_latency_ms": {k: round(load["latency_us"]["from_send"][k] / 1000, 2) for k in ("p50", "p99", "p999", "max")},
             **stats,
             "cpu_us_per_notification": cpu_per_notification(before, after, accepted, {"loadgen": load["cpu_s"]}),
+            "database": database_work(database_before, accepted),
         }
         log(f"  {name}: accepted {result['accepted_per_s']:.0f}/s, end to end {stats['end_to_end_rate']:.0f}/s, "
             f"gateway {result['cpu_us_per_notification'].get('gateway')} µs, worker {result['cpu_us_per_notification'].get('worker')} µs")
@@ -484,6 +505,7 @@ class Bench:
         key = self.herald.key(tenant)
         log(f"rate {rate}/s for {seconds} s (open loop)")
         sink_before = sink_received()
+        database_before = database_counters()
         before = snapshot(self.herald)
         load = loadgen([*self.targets(), "--path", "/v1/notifications", "--body", str(self.single_body),
                         "--header", f"Authorization: Bearer {key}", "--rate", str(rate), "--duration", str(seconds),
@@ -500,6 +522,7 @@ class Bench:
             "accept_latency_ms": {k: round(latency[k] / 1000, 2) for k in ("p50", "p90", "p99", "p999", "max")},
             **stats,
             "cpu_us_per_notification": cpu_per_notification(before, after, accepted, {"loadgen": load["cpu_s"]}),
+            "database": database_work(database_before, accepted),
         }
         log(f"  {rate}/s: p50 {result['accept_latency_ms']['p50']} ms, p99 {result['accept_latency_ms']['p99']} ms, "
             f"p99.9 {result['accept_latency_ms']['p999']} ms")
@@ -656,6 +679,12 @@ def cpu_row(label: str, cpu: dict) -> str:
     return f"| {label} | " + " | ".join(fmt(cpu.get(c), 0) for c in cols) + " |"
 
 
+def database_row(label: str, work: dict) -> str:
+    share = work.get("deliveries_hot_share")
+    return (f"| {label} | {fmt(work.get('wal_bytes_per_notification'), 0)} | {fmt(work.get('deliveries_updates'), 0)} | "
+            f"{'–' if share is None else f'{share * 100:.0f} %'} |")
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     r = report["results"]
@@ -718,6 +747,19 @@ def markdown(report: dict) -> str:
                   "Per process: utime + stime (and reaped children's) between the start of the load and the last settled "
                   "delivery, divided by the notifications. *Whole machine*: every process on the box in that window "
                   "(the difference to *sum* is other work on the shared machine).", ""]
+    database_lines = []
+    for name in ("single", "batch"):
+        if name in r and "database" in r[name]:
+            database_lines.append(database_row(name, r[name]["database"]))
+    for x in r.get("rates", []):
+        if "database" in x:
+            database_lines.append(database_row(f"{x['offered_per_s']}/s", x["database"]))
+    if database_lines:
+        lines += ["## PostgreSQL's writes per notification", "",
+                  "| phase | WAL bytes per notification | updates of deliveries | of them HOT (no index entries) |",
+                  "| --- | ---: | ---: | ---: |", *database_lines, "",
+                  "WAL: `pg_current_wal_lsn()` before and after the phase (everything the server wrote meanwhile). "
+                  "HOT: `pg_stat_user_tables.n_tup_hot_upd` over `n_tup_upd` of the deliveries partitions.", ""]
     if "memory" in r:
         lines += ["## Memory", "", f"After {fmt(r['memory']['notifications'])} notifications through one gateway and one worker:", "",
                   "| process | RSS MiB | peak RSS MiB |", "| --- | ---: | ---: |"]
