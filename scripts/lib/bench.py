@@ -679,6 +679,13 @@ def cpu_row(label: str, cpu: dict) -> str:
     return f"| {label} | " + " | ".join(fmt(cpu.get(c), 0) for c in cols) + " |"
 
 
+def phase_rows(results: dict, key: str, row) -> list[str]:
+    """`row(label, phase[key])` for the closed-loop phases, then the fixed rates, where the phase has `key`."""
+    phases = [(name, results[name]) for name in ("single", "batch") if name in results]
+    phases += [(f"{x['offered_per_s']}/s", x) for x in results.get("rates", [])]
+    return [row(label, phase[key]) for label, phase in phases if key in phase]
+
+
 def database_row(label: str, work: dict) -> str:
     share = work.get("deliveries_hot_share")
     return (f"| {label} | {fmt(work.get('wal_bytes_per_notification'), 0)} | {fmt(work.get('deliveries_updates'), 0)} | "
@@ -732,12 +739,7 @@ def markdown(report: dict) -> str:
                          f"{fmt(x['accept_to_provider_call_ms']['p50'], 0)} / {fmt(x['accept_to_provider_call_ms']['p99'], 0)} |")
         lines += ["", "bench/tools/loadgen: request i is due at start + i/rate; latency runs from that due time to the "
                   "answer, so time a request spent waiting for a free connection counts.", ""]
-    cpu_lines = []
-    for name in ("single", "batch"):
-        if name in r:
-            cpu_lines.append(cpu_row(name, r[name]["cpu_us_per_notification"]))
-    for x in r.get("rates", []):
-        cpu_lines.append(cpu_row(f"{x['offered_per_s']}/s", x["cpu_us_per_notification"]))
+    cpu_lines = phase_rows(r, "cpu_us_per_notification", cpu_row)
     for i, b in enumerate(base):
         cpu_lines.append(cpu_row(f"baseline ({('start', 'end')[min(i, 1)]})", b["cpu_us_per_notification"]))
     if cpu_lines:
@@ -747,13 +749,7 @@ def markdown(report: dict) -> str:
                   "Per process: utime + stime (and reaped children's) between the start of the load and the last settled "
                   "delivery, divided by the notifications. *Whole machine*: every process on the box in that window "
                   "(the difference to *sum* is other work on the shared machine).", ""]
-    database_lines = []
-    for name in ("single", "batch"):
-        if name in r and "database" in r[name]:
-            database_lines.append(database_row(name, r[name]["database"]))
-    for x in r.get("rates", []):
-        if "database" in x:
-            database_lines.append(database_row(f"{x['offered_per_s']}/s", x["database"]))
+    database_lines = phase_rows(r, "database", database_row)
     if database_lines:
         lines += ["## PostgreSQL's writes per notification", "",
                   "| phase | WAL bytes per notification | updates of deliveries | of them HOT (no index entries) |",
